@@ -1,0 +1,1 @@
+"""Encoders hosted in-process: one module per model family behind the interface in `base`."""

@@ -1,0 +1,68 @@
+"""sentence-transformers models (the embedded default, all-MiniLM-L6-v2, is one)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ferret.encoders.base import (
+    EncodeOptions,
+    Encoder,
+    EncoderKind,
+    ModelInfo,
+    ModelLoadError,
+    matryoshka,
+)
+from ferret.encoders.registry import default_minilm_path
+
+
+class SentenceTransformerEncoder(Encoder):
+    def __init__(self, name: str, path: str, options: Mapping[str, Any]):
+        import os
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+
+        self.path = path or default_minilm_path()
+        device = options.get("device") or _default_device()
+        try:
+            self.model = SentenceTransformer(self.path, device=device, local_files_only=True)
+        except OSError as exc:
+            raise ModelLoadError(f"model {name!r}: cannot load a sentence-transformers model from {self.path}: {exc}")
+        self.model.eval()
+        self.tokenizer = self.model.tokenizer
+        dim = self.model.get_sentence_embedding_dimension()
+        self.batch_size = int(options.get("batch_size", 64))
+        self.info = ModelInfo(
+            name=name,
+            family="sentence-transformers",
+            kind=EncoderKind.DENSE,
+            max_length=int(self.model.max_seq_length),
+            dimension=int(dim),
+            matryoshka_dims=tuple(options.get("matryoshka_dims", ())),
+        )
+
+    def token_ids(self, texts: list[str], options: EncodeOptions) -> list[list[int]]:
+        return self.tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
+
+    def embed(self, texts: list[str], options: EncodeOptions) -> np.ndarray:
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=max(len(texts), 1),
+            convert_to_numpy=True,
+            normalize_embeddings=False,
+            show_progress_bar=False,
+        )
+        return matryoshka(np.asarray(vectors, dtype=np.float32), options.dimensions, options.normalize)
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load(name: str, path: str, options: Mapping[str, Any]) -> Encoder:
+    return SentenceTransformerEncoder(name, path, options)
