@@ -13,6 +13,8 @@ from enum import Enum
 
 import numpy as np
 
+from ferret.errors import InvalidArgument
+
 
 class Side(str, Enum):
     """Which side of retrieval a text is on; asymmetric models encode the two differently."""
@@ -27,8 +29,8 @@ class EncoderKind(str, Enum):
     COMPRESSOR = "compressor"
 
 
-class EncoderError(ValueError):
-    """Bad input for an encoder (too long, wrong side, bad dimension...). Maps to INVALID_ARGUMENT."""
+class EncoderError(InvalidArgument):
+    """Bad input for an encoder (too long, wrong side, bad dimension...)."""
 
 
 class ModelLoadError(RuntimeError):

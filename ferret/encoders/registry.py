@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ferret.encoders.base import Encoder, ModelLoadError
+from ferret.errors import NotFound
 
 # family name -> "module:loader". Imported lazily so that a server which serves only MiniLM never imports
 # the LLM stacks. A new family is one line here plus its module.
@@ -121,11 +122,11 @@ class ModelRegistry:
         return cls({c.name: load_model(c) for c in configs})
 
     def get(self, name: str) -> Encoder:
-        """The named model; KeyError (→ NOT_FOUND) names the models that exist."""
+        """The named model; NotFound names the models that exist."""
         try:
             return self._encoders[name]
         except KeyError:
-            raise KeyError(f"unknown model {name!r}; loaded models: {', '.join(sorted(self._encoders))}") from None
+            raise NotFound(f"unknown model {name!r}; loaded models: {', '.join(sorted(self._encoders))}") from None
 
     def names(self) -> list[str]:
         return list(self._encoders)
