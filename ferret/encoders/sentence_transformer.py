@@ -33,7 +33,7 @@ class SentenceTransformerEncoder(Encoder):
             raise ModelLoadError(f"model {name!r}: cannot load a sentence-transformers model from {self.path}: {exc}")
         self.model.eval()
         self.tokenizer = self.model.tokenizer
-        dim = self.model.get_sentence_embedding_dimension()
+        dim = self.model.get_embedding_dimension()
         self.batch_size = int(options.get("batch_size", 64))
         self.info = ModelInfo(
             name=name,
