@@ -32,6 +32,7 @@ from ferret.errors import NotFound
 FAMILIES: dict[str, str] = {
     "sentence-transformers": "ferret.encoders.sentence_transformer:load",
     "bm25": "ferret.encoders.bm25:load",
+    "arc-encoder": "ferret.encoders.arc:load",
 }
 
 
