@@ -387,9 +387,10 @@ def _listing(names: list[str], limit: int = 12) -> str:
 class CompressedText:
     """One text compressed: the vectors that replace its tokens, then where `<Cont>` goes.
 
-    A decoder prompt gets `block()`: the m rows of `vectors` in order, immediately followed by `continuation`
-    (row `continuation_index` = m of the block). Encoder-space results (project=False) carry no continuation,
-    because it depends on the decoder; `ArcEncoder.continuation(decoder)` gives it.
+    A decoder prompt gets the m rows of `vectors` in order, immediately followed by `continuation` (row
+    `continuation_index` = m of the spliced block; `ferret.client.arc.splice_compressed` does this).
+    Encoder-space results (project=False) carry no continuation, because it depends on the decoder;
+    `ArcEncoder.continuation(decoder)` gives it.
     """
 
     vectors: np.ndarray  # float32 [m, dim]
@@ -405,14 +406,6 @@ class CompressedText:
     @property
     def continuation_index(self) -> int:
         return self.m
-
-    def block(self) -> np.ndarray:
-        """[m + 1, dim]: the compressed vectors followed by `<Cont>`, as spliced into a decoder prompt."""
-        if self.continuation is None:
-            raise EncoderError(
-                "encoder-space vectors have no decoder yet; project them for a named decoder first"
-            )
-        return np.concatenate([self.vectors, self.continuation[None, :]], axis=0)
 
 
 class ArcEncoder(Encoder):
