@@ -333,3 +333,16 @@ def test_splice_left_pads_a_batch_and_rejects_wrong_sizes(encoder):
                            decoder="other", continuation=np.zeros(16, np.float32))
     with pytest.raises(ValueError, match="hidden size is 32"):
         splice_compressed(decoder, Chars(), [[wrong]])
+
+
+def test_token_budget_batches_keep_text_order(encoder):
+    whole = encoder.compress(TEXTS, EncodeOptions(), decoder="llama")
+    budget = encoder.max_batch_tokens
+    encoder.max_batch_tokens = 40  # several forward passes, each sorted by length
+    try:
+        split = encoder.compress(TEXTS, EncodeOptions(), decoder="llama")
+    finally:
+        encoder.max_batch_tokens = budget
+    for a, b in zip(whole, split, strict=True):
+        assert a.num_tokens == b.num_tokens
+        np.testing.assert_allclose(a.vectors, b.vectors, atol=1e-5)

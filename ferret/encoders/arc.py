@@ -226,9 +226,9 @@ class Attention(nn.Module):
         keys: torch.Tensor,
         rope_q: tuple[torch.Tensor, torch.Tensor],
         rope_k: tuple[torch.Tensor, torch.Tensor],
-        key_mask: torch.Tensor,
+        key_mask: torch.Tensor | None,
     ) -> torch.Tensor:
-        """queries [B, Lq, dim] attend non-causally to keys [B, Lk, dim] where key_mask [B,1,1,Lk]."""
+        """queries [B, Lq, dim] attend non-causally to keys [B, Lk, dim] where key_mask (None: all keys)."""
         batch, lq, _ = queries.shape
         lk = keys.shape[1]
         q = self.query(queries).view(batch, lq, self.n_heads, self.head_dim)
@@ -269,7 +269,7 @@ class Block(nn.Module):
         context: torch.Tensor,
         rope_q: tuple[torch.Tensor, torch.Tensor],
         rope_k: tuple[torch.Tensor, torch.Tensor],
-        key_mask: torch.Tensor,
+        key_mask: torch.Tensor | None,
     ) -> torch.Tensor:
         normed_x = self.attention_norm(x)
         normed_context = normed_x if context is x else self.attention_norm(context)
@@ -312,10 +312,12 @@ class ArcEncoderModel(nn.Module):
         for row, seq in enumerate(token_ids):
             ids[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
         ids = ids.to(device)
-        key_mask = (
-            torch.arange(longest, device=device)[None, :] < torch.tensor(lengths, device=device)[:, None]
-        )
-        key_mask = key_mask[:, None, None, :]
+        key_mask = None  # equal lengths need no mask, which lets SDPA pick its fastest (flash) kernel
+        if min(lengths) < longest:
+            valid = (
+                torch.arange(longest, device=device)[None, :] < torch.tensor(lengths, device=device)[:, None]
+            )
+            key_mask = valid[:, None, None, :]
         rope_tokens = rope_angles(
             torch.arange(longest, device=device), self.arch.head_dim, self.arch.rope_theta
         )
@@ -338,10 +340,10 @@ def _group_means(
     """[B, most_groups, longest] averaging matrix: row g of sequence b holds 1/size over group g's tokens."""
     weights = torch.zeros(len(groups), most_groups, longest, dtype=torch.float32)
     for row, sizes in enumerate(groups):
-        start = 0
-        for g, size in enumerate(sizes):
-            weights[row, g, start : start + size] = 1.0 / size
-            start += size
+        size_of_group = torch.tensor(sizes)
+        group_of_token = torch.repeat_interleave(torch.arange(len(sizes)), size_of_group)
+        tokens = torch.arange(len(group_of_token))
+        weights[row, group_of_token, tokens] = 1.0 / size_of_group[group_of_token].float()
     return weights.to(device=device, dtype=dtype)
 
 
