@@ -346,3 +346,15 @@ def test_token_budget_batches_keep_text_order(encoder):
     for a, b in zip(whole, split, strict=True):
         assert a.num_tokens == b.num_tokens
         np.testing.assert_allclose(a.vectors, b.vectors, atol=1e-5)
+
+
+def test_decoder_count_from_names_when_config_lacks_it(checkpoint, tmp_path):
+    path, tensors = checkpoint
+    config = {k: v for k, v in TINY.items() if k != "empty_init"}
+    _write_checkpoint(tmp_path, config, tensors)
+    options = {"tokenizer": str(path), "device": "cpu"}
+    with pytest.raises(ModelLoadError, match="unexpected tensors bridge_module.1.layer1.weight"):
+        load_model(ModelConfig(name="one", family="arc-encoder", path=str(tmp_path), options=options))
+    named = load_model(ModelConfig(name="two", family="arc-encoder", path=str(tmp_path),
+                                   options={**options, "decoders": ["llama", "mistral"]}))
+    assert named.info.extra["decoders"] == "llama,mistral"

@@ -93,12 +93,15 @@ class ArcArchitecture:
     has_rec_tok: bool
 
     @classmethod
-    def from_released_config(cls, config: Mapping[str, Any]) -> ArcArchitecture:
+    def from_released_config(
+        cls, config: Mapping[str, Any], n_decoders: int | None = None
+    ) -> ArcArchitecture:
         """Parse the config published with the checkpoints (`PyTorchModelHubMixin` init kwargs).
 
         Keys used: `model_args` (the Llama-3.2 backbone), `embedder_args` (truncation, pooling, special
         tokens), `bridge_args` (projector shape and `bridge_type` "mlp" or "multi_module"), `empty_init`
-        (number of decoders the encoder was built for). Variants not implemented here are refused by name.
+        (number of decoders the encoder was built for; `n_decoders` stands in when a config lacks it).
+        Variants not implemented here are refused by name.
         """
         try:
             model, embedder, bridge = config["model_args"], config["embedder_args"], config["bridge_args"]
@@ -126,7 +129,7 @@ class ArcArchitecture:
             bridge_type in ("mlp", "multi_module"),
             f"bridge_type must be mlp or multi_module, got {bridge_type}",
         )
-        n_decoders = int(config.get("empty_init", 1))
+        n_decoders = int(config.get("empty_init", n_decoders or 1))
         _require(n_decoders >= 1, "empty_init (number of decoders) must be >= 1")
         _require(bridge_type == "multi_module" or n_decoders == 1, "bridge_type mlp has exactly one decoder")
         _require(int(bridge["in_dim"]) == int(model["dim"]), "bridge_args.in_dim must equal model_args.dim")
@@ -429,7 +432,8 @@ class ArcEncoder(Encoder):
             raise ModelLoadError(f"model {name!r}: {root / CONFIG_FILE} does not exist") from None
         except json.JSONDecodeError as exc:
             raise ModelLoadError(f"model {name!r}: {root / CONFIG_FILE} is not valid JSON: {exc}") from None
-        arch = ArcArchitecture.from_released_config(config)
+        named = options.get("decoders")
+        arch = ArcArchitecture.from_released_config(config, len(named) if named else None)
         device = options.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype_name = options.get("dtype") or ("fp32" if device == "cpu" else "bf16")
         if dtype_name not in DTYPES:
