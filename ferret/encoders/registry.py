@@ -32,6 +32,11 @@ from ferret.errors import NotFound
 FAMILIES: dict[str, str] = {
     "sentence-transformers": "ferret.encoders.sentence_transformer:load",
     "bm25": "ferret.encoders.bm25:load",
+    "splade": "ferret.encoders.splade:load",
+    "sparse-encoder": "ferret.encoders.sparse_encoder:load",
+    "echo-splade": "ferret.encoders.echo_splade:load",
+    "kalm": "ferret.encoders.kalm:load",
+    "revela": "ferret.encoders.revela:load",
 }
 
 
