@@ -53,9 +53,14 @@ class SparseEncoderModel(Encoder):
             self.model.max_seq_length = int(options["max_length"])
         self.tokenizer = self.model.tokenizer
         self.max_active_dims = parse_max_active_dims(name, options.get("max_active_dims"))
+        # The output size is the vocabulary of the MLM head, which the library reports only through an
+        # encoding (its get_embedding_dimension is the hidden size for some stacks): probe once at start-up.
+        with torch.inference_mode():
+            probe = self.model.encode_document(["a"], convert_to_tensor=True, convert_to_sparse_tensor=False,
+                                               show_progress_bar=False)
         self.info = ModelInfo(
             name=name, family=FAMILY, kind=EncoderKind.SPARSE, max_length=int(self.model.max_seq_length),
-            vocab_size=int(self.model.get_embedding_dimension()),
+            vocab_size=int(probe.shape[1]),
         )
 
     def token_ids(self, texts: list[str], options: EncodeOptions) -> list[list[int]]:
