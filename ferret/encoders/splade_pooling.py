@@ -52,19 +52,22 @@ def splade_pool(
     batch, length, _ = features.shape
     vocab = head.out_features
     block = max(1, max_logit_elements // max(1, batch * vocab))
-    out = torch.zeros(batch, vocab, dtype=torch.float32, device=features.device)
+    if pooling == "max":
+        # log1p and ReLU are monotone, so max_i log1p(ReLU(x_i)) = log1p(ReLU(max_i x_i)): take the max of the
+        # raw logits and activate [B, V] once instead of [B, L, V] (exact, and the elementwise work dominates).
+        best = torch.full((batch, vocab), float("-inf"), dtype=torch.float32, device=features.device)
+        for start in range(0, length, block):
+            keep = pool_mask[:, start:start + block].unsqueeze(-1) > 0
+            logits = head(features[:, start:start + block]).float().masked_fill(~keep, float("-inf"))
+            best = torch.maximum(best, logits.amax(dim=1))
+        return torch.log1p(torch.relu(best))
+    total = torch.zeros(batch, vocab, dtype=torch.float32, device=features.device)
     for start in range(0, length, block):
-        logits = head(features[:, start:start + block]).float()
-        weights = torch.log1p(torch.relu(logits))
-        # Weights are >= 0, so zeroing the positions outside the span removes them from max and sum alike.
-        # masked_fill rather than a product: padded rows may hold NaN.
         keep = pool_mask[:, start:start + block].unsqueeze(-1) > 0
-        weights = weights.masked_fill(~keep, 0.0)
-        if pooling == "max":
-            out = torch.maximum(out, weights.amax(dim=1))
-        else:
-            out += weights.sum(dim=1)
-    return out
+        weights = torch.log1p(torch.relu(head(features[:, start:start + block]).float()))
+        # masked_fill rather than a product: padded rows may hold NaN, and NaN * 0 is NaN.
+        total += weights.masked_fill(~keep, 0.0).sum(dim=1)
+    return total
 
 
 def top_k_sparse(weights: torch.Tensor, max_active_dims: int | None) -> list[SparseVector]:
