@@ -94,16 +94,18 @@ def tokens_per_second(encoder: Encoder, texts: list[str], batch: int) -> float:
         torch.cuda.synchronize()
     start = time.perf_counter()
     for i in range(0, len(texts), batch):
-        vectors(encoder, texts[i:i + batch])  # results come back to host memory, so this also synchronises
+        vectors(encoder, texts[i : i + batch])  # results come back to host memory, so this also synchronises
     return tokens / (time.perf_counter() - start)
 
 
 def compare(family: str, label: str, path: Path, options: dict, size: str, device: str) -> StepResult:
     """Load `path` as fp32 CPU and as bf16 on `device`; cosine between them and throughput on `device`."""
-    reference = load_model(ModelConfig(f"{family}-fp32", family, str(path), {**options, "dtype": "fp32",
-                                                                              "device": "cpu"}))
-    fast = load_model(ModelConfig(f"{family}-bf16", family, str(path), {**options, "dtype": "bf16",
-                                                                         "device": device}))
+    reference = load_model(
+        ModelConfig(f"{family}-fp32", family, str(path), {**options, "dtype": "fp32", "device": "cpu"})
+    )
+    fast = load_model(
+        ModelConfig(f"{family}-bf16", family, str(path), {**options, "dtype": "bf16", "device": device})
+    )
     probe = documents(8, 120, seed=1)
     cosine = min_cosine(vectors(reference, probe), vectors(fast, probe))
     del reference
@@ -132,18 +134,24 @@ def step_splade(workdir: Path, size: str, device: str) -> StepResult:
 def step_echo_splade(workdir: Path, size: str, device: str) -> StepResult:
     shape = decoder_shape(size, MISTRAL_1B)
     path = build_decoder(workdir / "mistral-lm", "mistral", tokenizer_dir(workdir), shape=shape)
-    return compare("echo-splade", f"Mistral {shape.hidden_size}x{shape.num_hidden_layers}", path, {}, size, device)
+    return compare(
+        "echo-splade", f"Mistral {shape.hidden_size}x{shape.num_hidden_layers}", path, {}, size, device
+    )
 
 
 def step_kalm(workdir: Path, size: str, device: str) -> StepResult:
     shape = decoder_shape(size, QWEN2_05B)
-    path = build_decoder(workdir / "qwen2-kalm", "qwen2", tokenizer_dir(workdir), shape=shape, causal_lm=False)
+    path = build_decoder(
+        workdir / "qwen2-kalm", "qwen2", tokenizer_dir(workdir), shape=shape, causal_lm=False
+    )
     return compare("kalm", f"Qwen2 {shape.hidden_size}x{shape.num_hidden_layers}", path, {}, size, device)
 
 
 def step_revela(workdir: Path, size: str, device: str) -> StepResult:
     shape = decoder_shape(size, QWEN2_05B)
-    base = build_decoder(workdir / "qwen2-revela", "qwen2", tokenizer_dir(workdir), shape=shape, causal_lm=False)
+    base = build_decoder(
+        workdir / "qwen2-revela", "qwen2", tokenizer_dir(workdir), shape=shape, causal_lm=False
+    )
     adapter = build_lora_adapter(workdir / "qwen2-revela-lora", base, causal_lm=False, rank=16)
     label = f"Qwen2 {shape.hidden_size}x{shape.num_hidden_layers} + LoRA"
     return compare("revela", label, base, {"adapter": str(adapter)}, size, device)
@@ -162,16 +170,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"GPU: {torch.cuda.get_device_name(0)}; bf16 on the GPU vs fp32 on the CPU; size {size}")
     else:
         size = "tiny"
-        print("No GPU: running the tiny size on the CPU only (bf16 CPU vs fp32 CPU); "
-              "these numbers say nothing about GPU speed.")
+        print(
+            "No GPU: running the tiny size on the CPU only (bf16 CPU vs fp32 CPU); "
+            "these numbers say nothing about GPU speed."
+        )
     print(f"{'family':<12} {'model':<26} {'min cosine':>10} {'doc tokens/s':>13}  result")
     failed = 0
     with tempfile.TemporaryDirectory(prefix="ferret-gpu-check-") as tmp:
         for step in STEPS:
             result = step(Path(tmp), size, device)
             failed += not result.ok
-            print(f"{result.family:<12} {result.model:<26} {result.min_cosine:>10.5f} "
-                  f"{result.tokens_per_s:>13,.0f}  {'ok' if result.ok else f'FAIL (< {MIN_COSINE})'}")
+            print(
+                f"{result.family:<12} {result.model:<26} {result.min_cosine:>10.5f} "
+                f"{result.tokens_per_s:>13,.0f}  {'ok' if result.ok else f'FAIL (< {MIN_COSINE})'}"
+            )
     return 1 if failed else 0
 
 

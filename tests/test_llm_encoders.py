@@ -114,7 +114,9 @@ def test_masked_lm_splade_matches_reference(models, pooling):
 @pytest.mark.parametrize("side", ["left", "right"])
 def test_masked_lm_splade_batch_invariant(models, side):
     encoder = load("splade", models["bert"], padding_side=side)
-    assert_batch_invariant(lambda texts: [dense_of(v, encoder.info.vocab_size) for v in encoder.embed_sparse(texts, DOC)])
+    assert_batch_invariant(
+        lambda texts: [dense_of(v, encoder.info.vocab_size) for v in encoder.embed_sparse(texts, DOC)]
+    )
 
 
 def test_splade_max_active_dims_per_side(models):
@@ -129,7 +131,7 @@ def test_splade_max_active_dims_per_side(models):
     assert len(encoder.embed_sparse([TARGET], DOC)[0].indices) == 40
 
 
-# ---------------------------------------------------------------- sentence-transformers SparseEncoder directory
+# ---------------------------------------------------------------- sentence-transformers SparseEncoder dir
 
 
 @pytest.fixture(scope="module")
@@ -152,8 +154,12 @@ def test_sparse_encoder_directory_matches_reference(models, sparse_encoder_dir):
     got = encoder.embed_sparse([LONGER, TARGET, SHORTER], QUERY)
     for text, vector in zip([LONGER, TARGET, SHORTER], got, strict=True):
         ids = token_ids(models["bert"], text, special=True)
-        np.testing.assert_allclose(dense_of(vector, vocab), splade_reference(raw_outputs(reference_model, ids),
-                                   slice(None)), atol=TOL, rtol=0)
+        np.testing.assert_allclose(
+            dense_of(vector, vocab),
+            splade_reference(raw_outputs(reference_model, ids), slice(None)),
+            atol=TOL,
+            rtol=0,
+        )
     assert len(encoder.embed_sparse([LONGER], DOC)[0].indices) == 30
 
 
@@ -185,14 +191,18 @@ def test_echo_splade_matches_reference(models, arch):
         expected = splade_reference(raw_outputs(reference_model, ids), second)
         np.testing.assert_allclose(dense_of(vector, encoder.info.vocab_size), expected, atol=TOL, rtol=0)
         # The first copy is not pooled: pooling every position would give a different vector.
-        assert np.abs(splade_reference(raw_outputs(reference_model, ids), slice(None)) - expected).max() > 1e-3
+        assert (
+            np.abs(splade_reference(raw_outputs(reference_model, ids), slice(None)) - expected).max() > 1e-3
+        )
 
 
 @pytest.mark.parametrize("arch", ["mistral", "llama", "qwen2"])
 @pytest.mark.parametrize("side", ["left", "right"])
 def test_echo_splade_batch_invariant(models, arch, side):
     encoder = load("echo-splade", models[f"{arch}-lm"], padding_side=side)
-    assert_batch_invariant(lambda texts: [dense_of(v, encoder.info.vocab_size) for v in encoder.embed_sparse(texts, QUERY)])
+    assert_batch_invariant(
+        lambda texts: [dense_of(v, encoder.info.vocab_size) for v in encoder.embed_sparse(texts, QUERY)]
+    )
 
 
 def test_echo_pools_only_second_copy(models, tmp_path):
@@ -203,9 +213,13 @@ def test_echo_pools_only_second_copy(models, tmp_path):
     """
     from transformers import AutoModelForCausalLM
 
-    templates = [{"document_template": "Document: {text}\nDocument again: {text}"},
-                 {"document_template": "Passage of a web page: {text}\nDocument again: {text}"}]
-    normal = [load("echo-splade", models["mistral-lm"], **t).embed_sparse([TARGET], DOC)[0] for t in templates]
+    templates = [
+        {"document_template": "Document: {text}\nDocument again: {text}"},
+        {"document_template": "Passage of a web page: {text}\nDocument again: {text}"},
+    ]
+    normal = [
+        load("echo-splade", models["mistral-lm"], **t).embed_sparse([TARGET], DOC)[0] for t in templates
+    ]
     assert not np.array_equal(dense_of(normal[0], 512), dense_of(normal[1], 512))
 
     model = AutoModelForCausalLM.from_pretrained(models["mistral-lm"])
@@ -215,15 +229,23 @@ def test_echo_pools_only_second_copy(models, tmp_path):
     model.save_pretrained(tmp_path / "no-attention")
     for name in ("tokenizer.json", "tokenizer_config.json"):
         (tmp_path / "no-attention" / name).write_bytes((models["mistral-lm"] / name).read_bytes())
-    isolated = [load("echo-splade", tmp_path / "no-attention", **t).embed_sparse([TARGET], DOC)[0] for t in templates]
+    isolated = [
+        load("echo-splade", tmp_path / "no-attention", **t).embed_sparse([TARGET], DOC)[0] for t in templates
+    ]
     np.testing.assert_array_equal(dense_of(isolated[0], 512), dense_of(isolated[1], 512))
 
 
 def test_echo_splade_256k_vocabulary(models, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    shape = DecoderShape(hidden_size=8, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2,
-                         num_key_value_heads=1, vocab_size=256_000)
+    shape = DecoderShape(
+        hidden_size=8,
+        intermediate_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        vocab_size=256_000,
+    )
     path = build_decoder(tmp_path / "mistral-256k", "mistral", models["bpe"], shape=shape)
     encoder = load("echo-splade", path, max_active_dims=200, max_logit_elements=1 << 20)
     vector = encoder.embed_sparse([TARGET], DOC)[0]
@@ -259,7 +281,9 @@ def test_bidirectional_splade_without_echo(models, side):
     ids = [1] + token_ids(models["bpe"], TARGET, special=False) + [2]
     expected = splade_reference(raw_outputs(reference_model, ids, bidirectional=True), slice(None))
     vocab = encoder.info.vocab_size
-    np.testing.assert_allclose(dense_of(encoder.embed_sparse([TARGET], DOC)[0], vocab), expected, atol=TOL, rtol=0)
+    np.testing.assert_allclose(
+        dense_of(encoder.embed_sparse([TARGET], DOC)[0], vocab), expected, atol=TOL, rtol=0
+    )
     assert_batch_invariant(lambda texts: [dense_of(v, vocab) for v in encoder.embed_sparse(texts, DOC)])
 
 
@@ -294,7 +318,7 @@ def test_kalm_batch_invariant(models, side):
 
 
 def test_kalm_is_bidirectional(models):
-    """A later token changes the first position's state (pooled with weight 1/n); under a causal mask it cannot."""
+    """A later token changes the first position's state (pooled with weight 1/n); causally it cannot."""
     encoder = load("kalm", models["qwen2-base"])
     causal = load("revela", models["qwen2-base"])
     a, b = "the protein cell study", "the protein cell water"
@@ -341,10 +365,10 @@ def test_too_long_text_is_an_encoder_error_unless_truncating(models):
         encoder.embed_sparse([long_text], EncodeOptions(truncate=False))
     (seq,) = encoder.sequences([long_text], DOC)
     # Both copies are cut alike: each is the same prefix of the text.
-    kept = token_ids(models["bpe"], long_text, special=False)[:seq.pool_end - seq.pool_start]
+    kept = token_ids(models["bpe"], long_text, special=False)[: seq.pool_end - seq.pool_start]
     first = 1 + len(token_ids(models["bpe"], "Document: ", special=False))
     assert len(seq.ids) <= 24 and len(kept) > 0
-    assert seq.ids[seq.pool_start:seq.pool_end] == kept == seq.ids[first:first + len(kept)]
+    assert seq.ids[seq.pool_start : seq.pool_end] == kept == seq.ids[first : first + len(kept)]
     kalm = load("kalm", models["qwen2-base"], max_length=8)
     assert len(kalm.token_ids([long_text], DOC)[0]) > 8
     assert kalm.embed([long_text], DOC).shape == (1, 32)
@@ -355,8 +379,13 @@ def test_too_long_text_is_an_encoder_error_unless_truncating(models):
 
 
 def mistral_with_hidden(tmp_path: Path, models) -> Path:
-    shape = DecoderShape(hidden_size=48, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
-                         num_key_value_heads=2)
+    shape = DecoderShape(
+        hidden_size=48,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    )
     return build_decoder(tmp_path / "mistral-48", "mistral", models["bpe"], shape=shape)
 
 
@@ -381,7 +410,9 @@ def test_bad_configs_fail_at_load_naming_model_and_problem(models, tmp_path):
     cases.append(("revela", tokenizerless, {}, "tiny-revela"))
     wider = mistral_with_hidden(tmp_path, models)
     wider_lora = build_lora_adapter(tmp_path / "wider-lora", wider, causal_lm=True)
-    cases.append(("echo-splade", models["mistral-lm"], {"adapter": str(wider_lora)}, "adapter .* does not fit"))
+    cases.append(
+        ("echo-splade", models["mistral-lm"], {"adapter": str(wider_lora)}, "adapter .* does not fit")
+    )
     for family, path, options, message in cases:
         with pytest.raises(ModelLoadError, match=message):
             load(family, path, **options)

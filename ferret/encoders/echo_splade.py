@@ -1,4 +1,4 @@
-"""Mistral-SPLADE: SPLADE over a decoder LLM's causal-LM logits, with echo input (arXiv 2408.11119, 2402.15449).
+"""Mistral-SPLADE: SPLADE over a decoder LLM's causal-LM logits with echo input (arXiv 2408.11119).
 
 The text is written twice into a prompt template and only the positions of the second copy are pooled, so
 every pooled token has attended to the whole text under the unchanged causal mask. With `echo = false` the
@@ -15,7 +15,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ferret.encoders.base import EncodeOptions, Encoder, EncoderError, EncoderKind, ModelInfo, ModelLoadError, Side
+from ferret.encoders.base import (
+    EncodeOptions,
+    Encoder,
+    EncoderError,
+    EncoderKind,
+    ModelInfo,
+    ModelLoadError,
+    Side,
+)
 from ferret.encoders.hf_loading import (
     DECODER_TYPES,
     check_option_keys,
@@ -28,10 +36,18 @@ from ferret.encoders.splade_pooling import SPLADE_OPTIONS, SpladeEncoder, split_
 
 FAMILY = "echo-splade"
 TEXT = "{text}"
-ECHO_TEMPLATES = {Side.QUERY: "Query: {text}\nQuery again: {text}",
-                  Side.DOCUMENT: "Document: {text}\nDocument again: {text}"}
+ECHO_TEMPLATES = {
+    Side.QUERY: "Query: {text}\nQuery again: {text}",
+    Side.DOCUMENT: "Document: {text}\nDocument again: {text}",
+}
 PLAIN_TEMPLATES = {Side.QUERY: "{text}", Side.DOCUMENT: "{text}"}
-OPTIONS = SPLADE_OPTIONS | {"echo", "bidirectional", "query_template", "document_template", "default_instruction"}
+OPTIONS = SPLADE_OPTIONS | {
+    "echo",
+    "bidirectional",
+    "query_template",
+    "document_template",
+    "default_instruction",
+}
 
 
 class EchoSpladeEncoder(SpladeEncoder):
@@ -59,17 +75,27 @@ class EchoSpladeEncoder(SpladeEncoder):
         self.bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
         self.eos = [self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id is not None else []
         self.info = ModelInfo(
-            name=name, family=FAMILY, kind=EncoderKind.SPARSE, max_length=self.max_length,
+            name=name,
+            family=FAMILY,
+            kind=EncoderKind.SPARSE,
+            max_length=self.max_length,
             vocab_size=self.head.out_features,
             supports_instructions=any("{instruction}" in t for t in self.templates.values()),
-            extra={"echo": str(self.echo).lower(), "pooling": self.pooling, "padding_side": self.padding_side},
+            extra={
+                "echo": str(self.echo).lower(),
+                "pooling": self.pooling,
+                "padding_side": self.padding_side,
+            },
         )
 
     def sequence(self, text: str, options: EncodeOptions, limit: int | None) -> TokenSequence:
         # Template pieces and the text are tokenized apart and concatenated, so the second copy's span is
         # exact and truncation cuts both copies alike.
         instruction = options.instruction or self.default_instruction
-        pieces = [self._ids(p.replace("{instruction}", instruction)) for p in self.templates[options.side].split(TEXT)]
+        pieces = [
+            self._ids(p.replace("{instruction}", instruction))
+            for p in self.templates[options.side].split(TEXT)
+        ]
         text_ids = self._ids(text)
         copies = len(pieces) - 1
         if limit is not None:

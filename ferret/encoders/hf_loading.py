@@ -53,7 +53,8 @@ def check_option_keys(name: str, family: str, options: Mapping[str, Any], extra:
     unknown = set(options) - allowed
     if unknown:
         raise ModelLoadError(
-            f"model {name!r} ({family}): unknown options {sorted(unknown)}; known: {', '.join(sorted(allowed))}"
+            f"model {name!r} ({family}): unknown options {sorted(unknown)}; "
+            f"known: {', '.join(sorted(allowed))}"
         )
 
 
@@ -89,7 +90,9 @@ def read_model_type(name: str, family: str, path: str, model_types: Collection[s
         raise ModelLoadError(f"model {name!r} ({family}): model directory {path} does not exist")
     config_file = directory / "config.json"
     if not config_file.is_file():
-        raise ModelLoadError(f"model {name!r} ({family}): {path} has no config.json; is it a model directory?")
+        raise ModelLoadError(
+            f"model {name!r} ({family}): {path} has no config.json; is it a model directory?"
+        )
     model_type = json.loads(config_file.read_text()).get("model_type", "")
     if model_type not in model_types:
         raise ModelLoadError(
@@ -119,7 +122,9 @@ def load_hf_model(
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"model {name!r} ({family}): cannot load a tokenizer from {path}: {exc}") from exc
+        raise ModelLoadError(
+            f"model {name!r} ({family}): cannot load a tokenizer from {path}: {exc}"
+        ) from exc
     kwargs: dict[str, Any] = {"dtype": dtype, "local_files_only": True, "output_loading_info": True}
     if options.get("attn_implementation"):
         kwargs["attn_implementation"] = options["attn_implementation"]
@@ -131,7 +136,8 @@ def load_hf_model(
         # A head left randomly initialised would give fluent-looking garbage; refuse it.
         missing = sorted(info["missing_keys"])
         raise ModelLoadError(
-            f"model {name!r} ({family}): {path} lacks weights {missing[:5]}{' ...' if len(missing) > 5 else ''}; "
+            f"model {name!r} ({family}): {path} lacks weights {missing[:5]}"
+            f"{' ...' if len(missing) > 5 else ''}; "
             f"the checkpoint does not fit {auto_class.__name__}"
         )
     if options.get("adapter"):
@@ -142,8 +148,14 @@ def load_hf_model(
         raise ModelLoadError(
             f"model {name!r}: max_length {max_length} exceeds the model's {max_positions} positions"
         )
-    return LoadedModel(model=model.to(device).eval(), tokenizer=tokenizer, device=device, dtype=dtype,
-                       max_length=max_length, padding_side=padding_side)
+    return LoadedModel(
+        model=model.to(device).eval(),
+        tokenizer=tokenizer,
+        device=device,
+        dtype=dtype,
+        max_length=max_length,
+        padding_side=padding_side,
+    )
 
 
 def merge_adapter(name: str, model: torch.nn.Module, adapter_path: str) -> torch.nn.Module:

@@ -66,11 +66,14 @@ class TransformerEncoder(Encoder):
         for i, text in enumerate(texts):
             seq = self.sequence(text, options, None)
             if not seq.ids:
-                raise EncoderError(f"text {i} is empty and model {self.info.name!r} adds no tokens to it; send text")
+                raise EncoderError(
+                    f"text {i} is empty and model {self.info.name!r} adds no tokens to it; send text"
+                )
             if len(seq.ids) > self.max_length:
                 if not options.truncate:
                     raise EncoderError(
-                        f"text {i} is {len(seq.ids)} tokens as fed to model {self.info.name!r}, which takes at "
+                        f"text {i} is {len(seq.ids)} tokens as fed to model {self.info.name!r}, "
+                        f"which takes at "
                         f"most {self.max_length}; shorten it or allow truncation"
                     )
                 seq = self.sequence(text, options, self.max_length)
@@ -84,9 +87,9 @@ class TransformerEncoder(Encoder):
         pool = np.zeros((len(seqs), width), dtype=np.float32)
         for row, seq in enumerate(seqs):
             offset = width - len(seq.ids) if self.padding_side == "left" else 0
-            ids[row, offset:offset + len(seq.ids)] = seq.ids
-            mask[row, offset:offset + len(seq.ids)] = 1
-            pool[row, offset + seq.pool_start:offset + seq.pool_end] = 1.0
+            ids[row, offset : offset + len(seq.ids)] = seq.ids
+            mask[row, offset : offset + len(seq.ids)] = 1
+            pool[row, offset + seq.pool_start : offset + seq.pool_end] = 1.0
         attention = torch.from_numpy(mask)
         positions = (attention.cumsum(-1) - 1).clamp(min=0)
         return PaddedBatch(
@@ -97,7 +100,7 @@ class TransformerEncoder(Encoder):
         )
 
     def hidden_states(self, batch: PaddedBatch) -> torch.Tensor:
-        """Last-layer features [B, L, H] (for an LM whose vocabulary head was split off: pre-head features)."""
+        """Last-layer features [B, L, H] (pre-head features for an LM whose head was split off)."""
         kwargs = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
         if self.pass_position_ids:
             kwargs["position_ids"] = batch.position_ids

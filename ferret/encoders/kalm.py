@@ -36,14 +36,22 @@ class KalmEncoder(PooledDenseEncoder):
         dimension = int(self.model.config.hidden_size)
         dims = options.get("matryoshka_dims", MATRYOSHKA_DIMS)
         self.info = ModelInfo(
-            name=name, family=FAMILY, kind=EncoderKind.DENSE, max_length=self.max_length, dimension=dimension,
-            matryoshka_dims=tuple(d for d in dims if d <= dimension), supports_instructions=True,
+            name=name,
+            family=FAMILY,
+            kind=EncoderKind.DENSE,
+            max_length=self.max_length,
+            dimension=dimension,
+            matryoshka_dims=tuple(d for d in dims if d <= dimension),
+            supports_instructions=True,
             extra={"attention": "bidirectional", "pooling": "mean", "padding_side": self.padding_side},
         )
 
     def sequence(self, text: str, options: EncodeOptions, limit: int | None) -> TokenSequence:
         if options.side is Side.QUERY:
-            text = self.query_template.replace("{instruction}", options.instruction or self.default_instruction) + text
+            text = (
+                self.query_template.replace("{instruction}", options.instruction or self.default_instruction)
+                + text
+            )
         ids = self.tokenizer(text, add_special_tokens=True)["input_ids"][:limit]
         return TokenSequence(ids=ids, pool_start=0, pool_end=len(ids))
 

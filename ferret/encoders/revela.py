@@ -4,7 +4,8 @@ RepLLaMA-style inference: `query:  ` / `passage:  ` prefixes (two spaces, as in 
 wrapper), the tokenizer's own special tokens, EOS appended, normal causal attention, the hidden state of
 that last (EOS) token as the embedding, L2-normalised. Left or right padding gives the same vectors.
 
-Options: adapter (PEFT directory; `path` is the base model), query_prefix, document_prefix, plus the common ones.
+Options: adapter (PEFT directory; `path` is the base model), query_prefix, document_prefix, and the
+common ones.
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ class RevelaEncoder(PooledDenseEncoder):
             raise ModelLoadError(f"model {name!r}: the tokenizer in {path} defines no EOS token to pool on")
         self.prefixes = {side: str(options.get(f"{side.value}_prefix", PREFIXES[side])) for side in Side}
         self.info = ModelInfo(
-            name=name, family=FAMILY, kind=EncoderKind.DENSE, max_length=self.max_length,
+            name=name,
+            family=FAMILY,
+            kind=EncoderKind.DENSE,
+            max_length=self.max_length,
             dimension=int(self.model.config.hidden_size),
             extra={"attention": "causal", "pooling": "last-token", "padding_side": self.padding_side},
         )
@@ -40,7 +44,7 @@ class RevelaEncoder(PooledDenseEncoder):
     def sequence(self, text: str, options: EncodeOptions, limit: int | None) -> TokenSequence:
         ids = self.tokenizer(self.prefixes[options.side] + text, add_special_tokens=True)["input_ids"]
         if limit is not None:
-            ids = ids[:limit - 1]
+            ids = ids[: limit - 1]
         ids = ids + [self.tokenizer.eos_token_id]
         return TokenSequence(ids=ids, pool_start=len(ids) - 1, pool_end=len(ids))
 

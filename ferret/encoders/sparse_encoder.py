@@ -41,11 +41,15 @@ class SparseEncoderModel(Encoder):
 
         unknown = set(options) - OPTIONS
         if unknown:
-            raise ModelLoadError(f"model {name!r} ({FAMILY}): unknown options {sorted(unknown)}; "
-                                 f"known: {', '.join(sorted(OPTIONS))}")
+            raise ModelLoadError(
+                f"model {name!r} ({FAMILY}): unknown options {sorted(unknown)}; "
+                f"known: {', '.join(sorted(OPTIONS))}"
+            )
         if not path or not (Path(path) / "modules.json").is_file():
-            raise ModelLoadError(f"model {name!r} ({FAMILY}): {path or '<no path>'} is not a sentence-transformers "
-                                 f"directory (no modules.json); a plain masked-LM directory is family 'splade'")
+            raise ModelLoadError(
+                f"model {name!r} ({FAMILY}): {path or '<no path>'} is not a sentence-transformers "
+                f"directory (no modules.json); a plain masked-LM directory is family 'splade'"
+            )
         device = select_device(name, options.get("device"))
         self.model = SparseEncoder(path, device=str(device), local_files_only=True)
         self.model.eval()
@@ -56,10 +60,14 @@ class SparseEncoderModel(Encoder):
         # The output size is the vocabulary of the MLM head, which the library reports only through an
         # encoding (its get_embedding_dimension is the hidden size for some stacks): probe once at start-up.
         with torch.inference_mode():
-            probe = self.model.encode_document(["a"], convert_to_tensor=True, convert_to_sparse_tensor=False,
-                                               show_progress_bar=False)
+            probe = self.model.encode_document(
+                ["a"], convert_to_tensor=True, convert_to_sparse_tensor=False, show_progress_bar=False
+            )
         self.info = ModelInfo(
-            name=name, family=FAMILY, kind=EncoderKind.SPARSE, max_length=int(self.model.max_seq_length),
+            name=name,
+            family=FAMILY,
+            kind=EncoderKind.SPARSE,
+            max_length=int(self.model.max_seq_length),
             vocab_size=int(probe.shape[1]),
         )
 
@@ -73,14 +81,21 @@ class SparseEncoderModel(Encoder):
         if not options.truncate:
             for i, ids in enumerate(self.token_ids(texts, options)):
                 if len(ids) > self.info.max_length:
-                    raise EncoderError(f"text {i} is {len(ids)} tokens; model {self.info.name!r} takes at most "
-                                       f"{self.info.max_length}; shorten it or allow truncation")
+                    raise EncoderError(
+                        f"text {i} is {len(ids)} tokens; model {self.info.name!r} takes at most "
+                        f"{self.info.max_length}; shorten it or allow truncation"
+                    )
         self.check_options(options)
         encode = self.model.encode_query if options.side is Side.QUERY else self.model.encode_document
         with torch.inference_mode():
-            weights = encode(list(texts), batch_size=len(texts), convert_to_tensor=True,
-                             convert_to_sparse_tensor=False, max_active_dims=self.max_active_dims[options.side],
-                             show_progress_bar=False)
+            weights = encode(
+                list(texts),
+                batch_size=len(texts),
+                convert_to_tensor=True,
+                convert_to_sparse_tensor=False,
+                max_active_dims=self.max_active_dims[options.side],
+                show_progress_bar=False,
+            )
         rows = weights.float().cpu().numpy()
         return [SparseVector(indices=np.flatnonzero(row), values=row[np.flatnonzero(row)]) for row in rows]
 

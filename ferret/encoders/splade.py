@@ -32,15 +32,19 @@ class MaskedLMSpladeEncoder(SpladeEncoder):
         self.pass_position_ids = model_type not in SELF_POSITIONED_TYPES
         self.configure_splade(name, split_vocab_head(self.model), options)
         self.info = ModelInfo(
-            name=name, family=FAMILY, kind=EncoderKind.SPARSE, max_length=self.max_length,
+            name=name,
+            family=FAMILY,
+            kind=EncoderKind.SPARSE,
+            max_length=self.max_length,
             vocab_size=self.head.out_features,
             extra={"pooling": self.pooling, "padding_side": self.padding_side},
         )
 
     def sequence(self, text: str, options: EncodeOptions, limit: int | None) -> TokenSequence:
         # The tokenizer adds [CLS]/[SEP] (or <s>/</s>) and, when truncating, keeps them.
-        ids = self.tokenizer(text, add_special_tokens=True, truncation=limit is not None,
-                             max_length=limit)["input_ids"]
+        ids = self.tokenizer(text, add_special_tokens=True, truncation=limit is not None, max_length=limit)[
+            "input_ids"
+        ]
         return TokenSequence(ids=ids, pool_start=0, pool_end=len(ids))
 
 

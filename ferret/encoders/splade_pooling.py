@@ -54,17 +54,17 @@ def splade_pool(
     block = max(1, max_logit_elements // max(1, batch * vocab))
     if pooling == "max":
         # log1p and ReLU are monotone, so max_i log1p(ReLU(x_i)) = log1p(ReLU(max_i x_i)): take the max of the
-        # raw logits and activate [B, V] once instead of [B, L, V] (exact, and the elementwise work dominates).
+        # raw logits and activate [B, V] once instead of [B, L, V] (exact; elementwise work dominates).
         best = torch.full((batch, vocab), float("-inf"), dtype=torch.float32, device=features.device)
         for start in range(0, length, block):
-            keep = pool_mask[:, start:start + block].unsqueeze(-1) > 0
-            logits = head(features[:, start:start + block]).float().masked_fill(~keep, float("-inf"))
+            keep = pool_mask[:, start : start + block].unsqueeze(-1) > 0
+            logits = head(features[:, start : start + block]).float().masked_fill(~keep, float("-inf"))
             best = torch.maximum(best, logits.amax(dim=1))
         return torch.log1p(torch.relu(best))
     total = torch.zeros(batch, vocab, dtype=torch.float32, device=features.device)
     for start in range(0, length, block):
-        keep = pool_mask[:, start:start + block].unsqueeze(-1) > 0
-        weights = torch.log1p(torch.relu(head(features[:, start:start + block]).float()))
+        keep = pool_mask[:, start : start + block].unsqueeze(-1) > 0
+        weights = torch.log1p(torch.relu(head(features[:, start : start + block]).float()))
         # masked_fill rather than a product: padded rows may hold NaN, and NaN * 0 is NaN.
         total += weights.masked_fill(~keep, 0.0).sum(dim=1)
     return total
@@ -90,12 +90,16 @@ def parse_max_active_dims(name: str, value: Any) -> dict[Side, int | None]:
     per_side = value if isinstance(value, Mapping) else {"query": value, "document": value}
     unknown = set(per_side) - {"query", "document"}
     if unknown:
-        raise ModelLoadError(f"model {name!r}: max_active_dims keys must be query/document, not {sorted(unknown)}")
+        raise ModelLoadError(
+            f"model {name!r}: max_active_dims keys must be query/document, not {sorted(unknown)}"
+        )
     out: dict[Side, int | None] = {}
     for side in Side:
         k = per_side.get(side.value)
         if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k <= 0):
-            raise ModelLoadError(f"model {name!r}: max_active_dims for {side.value} must be a positive integer")
+            raise ModelLoadError(
+                f"model {name!r}: max_active_dims for {side.value} must be a positive integer"
+            )
         out[side] = k
     return out
 

@@ -37,8 +37,11 @@ def build_bpe_tokenizer(directory: Path, vocab_size: int = 512) -> int:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(sample_sentences(600), trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>")
     fast.save_pretrained(directory)
@@ -72,14 +75,22 @@ def decoder_config(arch: str, shape: DecoderShape, tokenizer_size: int):
         num_attention_heads=shape.num_attention_heads,
         num_key_value_heads=shape.num_key_value_heads,
         max_position_embeddings=2048,
-        pad_token_id=0, bos_token_id=1, eos_token_id=2,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
         tie_word_embeddings=False,
     )
 
 
-def build_decoder(directory: Path, arch: str, tokenizer_dir: Path, shape: DecoderShape = DecoderShape(),
-                  causal_lm: bool = True, seed: int = 0) -> Path:
-    """A random decoder (`*ForCausalLM`, or the bare `*Model` when not causal_lm) with the tokenizer copied in."""
+def build_decoder(
+    directory: Path,
+    arch: str,
+    tokenizer_dir: Path,
+    shape: DecoderShape = DecoderShape(),
+    causal_lm: bool = True,
+    seed: int = 0,
+) -> Path:
+    """A random decoder (`*ForCausalLM`, or the bare `*Model` if not causal_lm), tokenizer copied in."""
     from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
@@ -91,21 +102,30 @@ def build_decoder(directory: Path, arch: str, tokenizer_dir: Path, shape: Decode
     return directory
 
 
-def build_bert_mlm(directory: Path, tokenizer_dir: str, hidden_size: int = 32, layers: int = 2,
-                   seed: int = 0) -> Path:
+def build_bert_mlm(
+    directory: Path, tokenizer_dir: str, hidden_size: int = 32, layers: int = 2, seed: int = 0
+) -> Path:
     """A random BertForMaskedLM with a real WordPiece tokenizer (e.g. all-MiniLM-L6-v2's)."""
     from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
-                        num_hidden_layers=layers, num_attention_heads=4, max_position_embeddings=512)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        max_position_embeddings=512,
+    )
     BertForMaskedLM(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
 
 
-def build_lora_adapter(directory: Path, base_dir: Path, causal_lm: bool, seed: int = 1, rank: int = 4) -> Path:
+def build_lora_adapter(
+    directory: Path, base_dir: Path, causal_lm: bool, seed: int = 1, rank: int = 4
+) -> Path:
     """A LoRA adapter on q/v projections with random non-zero A and B, so that merging it changes outputs."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModel, AutoModelForCausalLM
@@ -113,7 +133,9 @@ def build_lora_adapter(directory: Path, base_dir: Path, causal_lm: bool, seed: i
     auto = AutoModelForCausalLM if causal_lm else AutoModel
     model = auto.from_pretrained(base_dir, dtype=torch.float32)
     torch.manual_seed(seed)
-    config = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    config = LoraConfig(
+        r=rank, lora_alpha=2 * rank, target_modules=["q_proj", "v_proj"], init_lora_weights=False
+    )
     get_peft_model(model, config).save_pretrained(directory)
     return directory
 
