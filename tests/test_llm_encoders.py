@@ -238,14 +238,8 @@ def test_echo_pools_only_second_copy(models, tmp_path):
 def test_echo_splade_256k_vocabulary(models, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    shape = DecoderShape(
-        hidden_size=8,
-        intermediate_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        vocab_size=256_000,
-    )
+    # hidden, intermediate, layers, heads, kv heads, vocabulary
+    shape = DecoderShape(8, 16, 1, 2, 1, vocab_size=256_000)
     path = build_decoder(tmp_path / "mistral-256k", "mistral", models["bpe"], shape=shape)
     encoder = load("echo-splade", path, max_active_dims=200, max_logit_elements=1 << 20)
     vector = encoder.embed_sparse([TARGET], DOC)[0]
@@ -379,13 +373,7 @@ def test_too_long_text_is_an_encoder_error_unless_truncating(models):
 
 
 def mistral_with_hidden(tmp_path: Path, models) -> Path:
-    shape = DecoderShape(
-        hidden_size=48,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-    )
+    shape = DecoderShape(48, 64, 1, 4, 2)
     return build_decoder(tmp_path / "mistral-48", "mistral", models["bpe"], shape=shape)
 
 

@@ -19,8 +19,6 @@ from ferret.encoders.base import (
     EncodeOptions,
     Encoder,
     EncoderError,
-    EncoderKind,
-    ModelInfo,
     ModelLoadError,
     Side,
 )
@@ -74,18 +72,11 @@ class EchoSpladeEncoder(SpladeEncoder):
         self.configure_splade(name, split_vocab_head(self.model), options)
         self.bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
         self.eos = [self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id is not None else []
-        self.info = ModelInfo(
-            name=name,
-            family=FAMILY,
-            kind=EncoderKind.SPARSE,
-            max_length=self.max_length,
-            vocab_size=self.head.out_features,
+        self.info = self.splade_info(
+            name,
+            FAMILY,
             supports_instructions=any("{instruction}" in t for t in self.templates.values()),
-            extra={
-                "echo": str(self.echo).lower(),
-                "pooling": self.pooling,
-                "padding_side": self.padding_side,
-            },
+            echo=str(self.echo).lower(),
         )
 
     def sequence(self, text: str, options: EncodeOptions, limit: int | None) -> TokenSequence:

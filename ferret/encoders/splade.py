@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ferret.encoders.base import EncodeOptions, Encoder, EncoderKind, ModelInfo
+from ferret.encoders.base import EncodeOptions, Encoder
 from ferret.encoders.hf_loading import check_option_keys, load_hf_model, read_model_type
 from ferret.encoders.hf_text import TokenSequence
 from ferret.encoders.splade_pooling import SPLADE_OPTIONS, SpladeEncoder, split_vocab_head
@@ -31,14 +31,7 @@ class MaskedLMSpladeEncoder(SpladeEncoder):
         super().__init__(loaded)
         self.pass_position_ids = model_type not in SELF_POSITIONED_TYPES
         self.configure_splade(name, split_vocab_head(self.model), options)
-        self.info = ModelInfo(
-            name=name,
-            family=FAMILY,
-            kind=EncoderKind.SPARSE,
-            max_length=self.max_length,
-            vocab_size=self.head.out_features,
-            extra={"pooling": self.pooling, "padding_side": self.padding_side},
-        )
+        self.info = self.splade_info(name, FAMILY)
 
     def sequence(self, text: str, options: EncodeOptions, limit: int | None) -> TokenSequence:
         # The tokenizer adds [CLS]/[SEP] (or <s>/</s>) and, when truncating, keeps them.

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ferret.encoders.base import EncodeOptions, ModelLoadError, Side, SparseVector
+from ferret.encoders.base import EncodeOptions, EncoderKind, ModelInfo, ModelLoadError, Side, SparseVector
 from ferret.encoders.hf_text import TransformerEncoder
 
 POOLINGS = ("max", "sum")
@@ -114,6 +114,19 @@ class SpladeEncoder(TransformerEncoder):
             raise ModelLoadError(f"model {name!r}: pooling must be one of {POOLINGS}, not {self.pooling!r}")
         self.max_active_dims = parse_max_active_dims(name, options.get("max_active_dims"))
         self.max_logit_elements = int(options.get("max_logit_elements", DEFAULT_MAX_LOGIT_ELEMENTS))
+
+    def splade_info(
+        self, name: str, family: str, supports_instructions: bool = False, **extra: str
+    ) -> ModelInfo:
+        return ModelInfo(
+            name=name,
+            family=family,
+            kind=EncoderKind.SPARSE,
+            max_length=self.max_length,
+            vocab_size=self.head.out_features,
+            supports_instructions=supports_instructions,
+            extra={"pooling": self.pooling, "padding_side": self.padding_side, **extra},
+        )
 
     @torch.inference_mode()
     def embed_sparse(self, texts: list[str], options: EncodeOptions) -> list[SparseVector]:
