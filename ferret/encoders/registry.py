@@ -33,6 +33,11 @@ FAMILIES: dict[str, str] = {
     "sentence-transformers": "ferret.encoders.sentence_transformer:load",
     "bm25": "ferret.encoders.bm25:load",
     "arc-encoder": "ferret.encoders.arc:load",
+    "splade": "ferret.encoders.splade:load",
+    "sparse-encoder": "ferret.encoders.sparse_encoder:load",
+    "echo-splade": "ferret.encoders.echo_splade:load",
+    "kalm": "ferret.encoders.kalm:load",
+    "revela": "ferret.encoders.revela:load",
 }
 
 

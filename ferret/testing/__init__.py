@@ -1,0 +1,1 @@
+"""Helpers for tests and benchmarks (no model weights can be downloaded; these build them)."""
