@@ -93,7 +93,7 @@ class LuceneIndex:
         query_encoder: Any = None,
         row_ids: Mapping[str, int] | None = None,
     ) -> None:
-        if not Path(index_dir, "segments_1").exists() and not any(Path(index_dir).glob("segments_*")):
+        if not any(Path(index_dir).glob("segments_*")):
             raise FailedPrecondition(f"{index_dir} is not a Lucene index (no segments_* file)")
         start_jvm()
         if impact:
