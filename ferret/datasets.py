@@ -1,7 +1,8 @@
 """Where the shared test collections live (BEIR SciFact / CoSQA, MetaTool).
 
 One place decides the location so that tests, benchmarks and `ferret eval` agree. Override with
-FERRET_DATASETS; by default it is the `shared/datasets` folder beside the repository.
+FERRET_DATASETS; by default it is the `shared/datasets` folder beside the repository (or beside one of
+its parent folders, so that git worktrees nested in a checkout find it too).
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ _REPO = Path(__file__).resolve().parent.parent
 
 def datasets_root() -> Path:
     env = os.environ.get("FERRET_DATASETS")
-    return Path(env) if env else _REPO.parent / "shared" / "datasets"
+    if env:
+        return Path(env)
+    for folder in _REPO.parents:
+        candidate = folder / "shared" / "datasets"
+        if candidate.is_dir():
+            return candidate
+    return _REPO.parent / "shared" / "datasets"
 
 
 def dataset_path(name: str) -> Path | None:
