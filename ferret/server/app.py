@@ -143,6 +143,9 @@ class ServerThread:
         self._thread = threading.Thread(target=self._loop.run_forever, name="ferret-server", daemon=True)
 
     def start(self) -> ServerThread:
+        """Bind and start serving (models may still be loading); a no-op when already started."""
+        if self._thread.is_alive():
+            return self
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self.server.start(), self._loop).result(timeout=60)
         return self

@@ -100,9 +100,13 @@ class Batcher:
         self._pending.extend(items)
         self._metrics.queue_depth.labels(self.name).set(self.depth)
         self._wakeup.set()
+        # Drop at the deadline itself, not only when the model is next free.
+        expiry = loop.call_at(deadline, self._expire) if deadline is not None else None
         try:
             return list(await asyncio.gather(*(i.future for i in items)))
         finally:
+            if expiry is not None:
+                expiry.cancel()
             self._forget(items)
 
     def _forget(self, items: list[_Item]) -> None:
@@ -130,6 +134,10 @@ class Batcher:
             elif not item.future.done():
                 kept.append(item)
         self._pending = kept
+
+    def _expire(self) -> None:
+        self._drop_expired()
+        self._metrics.queue_depth.labels(self.name).set(self.depth)
 
     def _take_batch(self) -> list[_Item]:
         """Remove and return the next batch, sorted by cost (see the module docstring)."""
