@@ -110,16 +110,18 @@ class Batcher:
             self._forget(items)
 
     def _forget(self, items: list[_Item]) -> None:
-        """Drop a finished or abandoned request's items that still wait (cancelled call, failed sibling)."""
-        waiting = {id(i) for i in items if not i.future.done()}
-        if not waiting:
-            return
+        """Drop the items of an abandoned request (cancelled call, failed sibling) that still wait."""
+        if all(i.future.done() and not i.future.cancelled() and i.future.exception() is None for i in items):
+            return  # the normal path: every item ran
         for item in items:
             if not item.future.done():
                 item.future.cancel()
-        self._pending = [i for i in self._pending if id(i) not in waiting]
-        self._metrics.dropped.labels(self.name, "cancelled").inc(len(waiting))
-        self._metrics.queue_depth.labels(self.name).set(self.depth)
+        mine = {id(i) for i in items}
+        kept = [i for i in self._pending if id(i) not in mine]
+        if len(kept) != len(self._pending):
+            self._metrics.dropped.labels(self.name, "cancelled").inc(len(self._pending) - len(kept))
+            self._pending = kept
+            self._metrics.queue_depth.labels(self.name).set(self.depth)
 
     def _drop_expired(self) -> None:
         now = asyncio.get_running_loop().time()
