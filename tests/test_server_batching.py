@@ -44,6 +44,14 @@ async def _blocked_batcher(config: BatchingConfig):
     return model, batcher, first
 
 
+async def _release(model: Recorder, batcher: Batcher, first) -> list[list[str]]:
+    """Let the model run, finish the first request, stop; the batches the model saw."""
+    model.gate.set()
+    await first
+    await batcher.close()
+    return model.batches
+
+
 def test_results_come_back_in_request_order_with_timing():
     async def main():
         model = Recorder()
@@ -136,10 +144,7 @@ def test_deadline_passed_in_the_queue_is_dropped_without_running():
         with pytest.raises(DeadlineExceeded):
             await batcher.submit("k", ["late"], [1], deadline=loop.time() + 0.05)
         depth = batcher.depth
-        model.gate.set()
-        await first
-        await batcher.close()
-        return depth, model.batches
+        return depth, await _release(model, batcher, first)
 
     depth, batches = run(main())
     assert depth == 0
@@ -169,10 +174,7 @@ def test_cancelled_request_leaves_the_queue():
         with pytest.raises(asyncio.CancelledError):
             await waiting
         depth = batcher.depth
-        model.gate.set()
-        await first
-        await batcher.close()
-        return depth, model.batches
+        return depth, await _release(model, batcher, first)
 
     depth, batches = run(main())
     assert depth == 0 and batches == [["first"]]

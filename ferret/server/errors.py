@@ -9,6 +9,7 @@ must have a `state` attribute (the `ServerState`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import logging
@@ -54,6 +55,24 @@ class _Call:
         self.metrics.latency.labels(self.method).observe(time.perf_counter() - self.started)
 
 
+@contextlib.asynccontextmanager
+async def _handled(servicer, context: grpc.aio.ServicerContext, method: str):
+    call = _Call(servicer, method)
+    try:
+        yield
+    except grpc.aio.AbortError:  # the handler aborted with its own status
+        call.failed(context.code() or grpc.StatusCode.UNKNOWN)
+        raise
+    except asyncio.CancelledError:
+        call.failed(grpc.StatusCode.CANCELLED)
+        raise
+    except Exception as exc:  # noqa: BLE001 - mapped to a status, never kills the server
+        call.failed(status_of(exc))
+        await abort_with(context, exc, method)
+    finally:
+        call.done()
+
+
 def rpc(method: Callable) -> Callable:
     """Error mapping and metrics for a unary or server-streaming servicer method."""
     name = method.__name__
@@ -61,33 +80,15 @@ def rpc(method: Callable) -> Callable:
     if inspect.isasyncgenfunction(method):
         @functools.wraps(method)
         async def streaming(self, request, context):
-            call = _Call(self, name)
-            try:
+            async with _handled(self, context, name):
                 async for item in method(self, request, context):
                     yield item
-            except asyncio.CancelledError:
-                call.failed(grpc.StatusCode.CANCELLED)
-                raise
-            except Exception as exc:  # noqa: BLE001 - mapped to a status, never kills the server
-                call.failed(status_of(exc))
-                await abort_with(context, exc, name)
-            finally:
-                call.done()
 
         return streaming
 
     @functools.wraps(method)
     async def unary(self, request, context):
-        call = _Call(self, name)
-        try:
+        async with _handled(self, context, name):
             return await method(self, request, context)
-        except asyncio.CancelledError:
-            call.failed(grpc.StatusCode.CANCELLED)
-            raise
-        except Exception as exc:  # noqa: BLE001 - mapped to a status, never kills the server
-            call.failed(status_of(exc))
-            await abort_with(context, exc, name)
-        finally:
-            call.done()
 
     return unary
