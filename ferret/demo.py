@@ -43,6 +43,7 @@ def main() -> None:
         scores = docs.vectors @ query.vectors[0]
         print(f"\nquery: {QUERY!r}  ({query.model}, {docs.vectors.shape[1]} dims, "
               f"server time {query.timing.total_ns / 1e6:.1f} ms)")
+        print("  query vector: [" + ", ".join(f"{x:+.4f}" for x in query.vectors[0][:8]) + ", ...]")
         for rank, i in enumerate(scores.argsort()[::-1], start=1):
             print(f"  {rank}. {scores[i]:.4f}  {CORPUS[i]}")
 

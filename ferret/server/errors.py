@@ -51,8 +51,10 @@ class _Call:
         self.status = code.name
 
     def done(self) -> None:
+        seconds = time.perf_counter() - self.started
         self.metrics.requests.labels(self.method, self.status).inc()
-        self.metrics.latency.labels(self.method).observe(time.perf_counter() - self.started)
+        self.metrics.latency.labels(self.method).observe(seconds)
+        log.debug("rpc", extra={"method": self.method, "code": self.status, "ms": round(seconds * 1000, 3)})
 
 
 @contextlib.asynccontextmanager
