@@ -27,5 +27,8 @@ lint: $(STAMP)
 proto: $(STAMP)
 	$(PY) -m ferret.proto.generate
 
+bench: $(STAMP)
+	$(PY) bench/embed_throughput.py
+
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -35,6 +35,11 @@ class FailedPrecondition(FerretError):
 class ResourceExhausted(FerretError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
+    def __init__(self, message: str, retry_after_s: float | None = None):
+        super().__init__(message)
+        # Sent to the client as `retry-after` trailing metadata: when a retry has a fair chance.
+        self.retry_after_s = retry_after_s
+
 
 class DeadlineExceeded(FerretError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED

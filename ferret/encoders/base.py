@@ -9,21 +9,21 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 
 from ferret.errors import InvalidArgument
 
 
-class Side(str, Enum):
+class Side(StrEnum):
     """Which side of retrieval a text is on; asymmetric models encode the two differently."""
 
     QUERY = "query"
     DOCUMENT = "document"
 
 
-class EncoderKind(str, Enum):
+class EncoderKind(StrEnum):
     DENSE = "dense"
     SPARSE = "sparse"
     COMPRESSOR = "compressor"

@@ -26,6 +26,7 @@ from ferret.encoders.base import (
     Encoder,
     EncoderKind,
     ModelInfo,
+    Side,
     SparseVector,
 )
 
@@ -99,6 +100,8 @@ class BM25Encoder(Encoder):
             kind=EncoderKind.SPARSE,
             max_length=int(options.get("max_length", 65536)),
             vocab_size=2**32,
+            # Document-side BM25 weights need corpus statistics: they belong to a collection.
+            sides=(Side.QUERY,),
             extra={"term_ids": "crc32", "k1": str(options.get("k1", 0.9)), "b": str(options.get("b", 0.4))},
         )
         self._terms: dict[int, str] = {}

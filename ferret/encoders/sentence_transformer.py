@@ -30,7 +30,9 @@ class SentenceTransformerEncoder(Encoder):
         try:
             self.model = SentenceTransformer(self.path, device=device, local_files_only=True)
         except OSError as exc:
-            raise ModelLoadError(f"model {name!r}: cannot load a sentence-transformers model from {self.path}: {exc}")
+            raise ModelLoadError(
+                f"model {name!r}: cannot load a sentence-transformers model from {self.path}: {exc}"
+            ) from exc
         self.model.eval()
         self.tokenizer = self.model.tokenizer
         dim = self.model.get_embedding_dimension()
@@ -56,6 +58,9 @@ class SentenceTransformerEncoder(Encoder):
             show_progress_bar=False,
         )
         return matryoshka(np.asarray(vectors, dtype=np.float32), options.dimensions, options.normalize)
+
+    def decode_tokens(self, ids: np.ndarray) -> list[str]:
+        return self.tokenizer.convert_ids_to_tokens([int(i) for i in ids])
 
 
 def _default_device() -> str:

@@ -1,0 +1,137 @@
+"""Embedding throughput: Ferret `Embed` over gRPC versus sentence-transformers `encode` in-process.
+
+    PYTHONPATH=. python bench/embed_throughput.py [--texts 256] [--request-size 32] [--repeats 2]
+
+Same model (the embedded all-MiniLM-L6-v2), same texts (BEIR SciFact passages when the shared datasets
+are present, else BEIR SciFact-like synthetic sentences), same token count. The server runs as a real
+`ferret serve` process on a loopback port; clients send `--request-size` texts per Embed call, one
+client or 8 concurrent ones. The baseline is `encode` on the same requests in-process (the same
+batches, so the ratio is the cost of the server); `encode` over the whole list at once, which sorts
+every text by length before batching, is shown too. Each mode runs `--repeats` times, interleaved, and
+the best run counts (the machine is shared: the best run is the least disturbed one).
+Target: Ferret / ST on the same requests >= 0.9.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from ferret.client import Client  # noqa: E402
+from ferret.datasets import dataset_path  # noqa: E402
+from ferret.encoders.registry import default_minilm_path  # noqa: E402
+
+
+def load_texts(n: int) -> tuple[list[str], str]:
+    scifact = dataset_path("beir/scifact")
+    if scifact is not None:
+        texts = []
+        with gzip.open(scifact / "corpus.jsonl.gz", "rt") as fh:
+            for line in fh:
+                doc = json.loads(line)
+                texts.append(f"{doc.get('title', '')} {doc['text']}".strip())
+                if len(texts) == n:
+                    break
+        return texts, "BEIR SciFact passages"
+    words = "protein cell expression gene patients treatment risk increased analysis study".split()
+    return [" ".join(words[(i * 7 + j) % len(words)] for j in range(20 + i % 180)) for i in range(n)], "synthetic"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def chunked(texts: list[str], size: int) -> list[list[str]]:
+    return [texts[i:i + size] for i in range(0, len(texts), size)]
+
+
+def run_st(model, requests: list[list[str]], batch_size: int) -> float:
+    started = time.perf_counter()
+    for texts in requests:
+        model.encode(texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False)
+    return time.perf_counter() - started
+
+
+def run_ferret(address: str, texts: list[str], request_size: int, clients: int) -> float:
+    chunks = chunked(texts, request_size)
+    connections = [Client(address, timeout=600) for _ in range(clients)]
+    try:
+        started = time.perf_counter()
+        with ThreadPoolExecutor(clients) as pool:
+            # Chunk i goes to client i % clients: each client sends its share one request at a time.
+            def work(c: int) -> None:
+                for chunk in chunks[c::clients]:
+                    connections[c].embed(chunk)
+
+            list(pool.map(work, range(clients)))
+        return time.perf_counter() - started
+    finally:
+        for connection in connections:
+            connection.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--texts", type=int, default=256)
+    parser.add_argument("--request-size", type=int, default=32, help="texts per Embed call")
+    parser.add_argument("--batch-size", type=int, default=32, help="sentence-transformers encode batch size")
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+
+    from sentence_transformers import SentenceTransformer
+
+    texts, source = load_texts(args.texts)
+    model = SentenceTransformer(default_minilm_path(), device="cpu", local_files_only=True)
+    tokens = sum(min(len(ids), model.max_seq_length)
+                 for ids in model.tokenizer(texts, add_special_tokens=True)["input_ids"])
+
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    server = subprocess.Popen([sys.executable, "-m", "ferret.cli", "serve", "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    address = f"127.0.0.1:{port}"
+    try:
+        with Client(address) as client:
+            client.wait_ready(timeout=300)
+            client.embed(texts[:8])  # warm-up
+        run_st(model, [texts[:8]], args.batch_size)
+        modes = {
+            "sentence-transformers encode, same requests": lambda: run_st(
+                model, chunked(texts, args.request_size), args.batch_size),
+            "sentence-transformers encode, whole list": lambda: run_st(model, [texts], args.batch_size),
+            "Ferret Embed over gRPC, 1 client": lambda: run_ferret(address, texts, args.request_size, 1),
+            "Ferret Embed over gRPC, 8 concurrent clients": lambda: run_ferret(address, texts, args.request_size, 8),
+        }
+        best = dict.fromkeys(modes, float("inf"))
+        for _ in range(args.repeats):
+            for name, run in modes.items():
+                best[name] = min(best[name], run())
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+    baseline = tokens / best["sentence-transformers encode, same requests"]
+    print(f"\nall-MiniLM-L6-v2, {len(texts)} {source}, {tokens} tokens, {os.cpu_count()} CPUs, "
+          f"{args.request_size} texts per request, ST batch size {args.batch_size}, best of {args.repeats}\n")
+    print(f"{'system':<48}{'seconds':>9}{'tokens/s':>11}{'vs ST same requests':>21}")
+    for name, seconds in best.items():
+        rate = tokens / seconds
+        print(f"{name:<48}{seconds:>9.2f}{rate:>11.0f}{rate / baseline:>21.3f}")
+
+
+if __name__ == "__main__":
+    main()

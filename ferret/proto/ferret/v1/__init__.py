@@ -1,0 +1,1 @@
+"""Generated stubs of the `ferret.v1` API (regenerate with `make proto`)."""

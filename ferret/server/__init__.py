@@ -1,0 +1,1 @@
+"""The gRPC server: configuration, start-up, batching and the services."""
