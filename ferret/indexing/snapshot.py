@@ -1,6 +1,6 @@
 """Atomic, checksummed index snapshots.
 
-Index files are derived data: a snapshot is a directory `snap-<version>` holding each field's files and
+Index files are derived data: a snapshot is a directory `snap-<version>-<ns>` holding each field's files and
 a `manifest.json` (sha256 of every file, the store version the snapshot reflects, the encoder identity
 of each field). It is written under a temporary name, every file and the directory are fsynced, then it
 is renamed into place and a `CURRENT` file naming it is replaced atomically (temp file, fsync, rename,
@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +74,7 @@ def publish_snapshot(
     Older snapshots are removed after the switch."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    name = f"snap-{watermark:012d}"
+    name = f"snap-{watermark:012d}-{time.time_ns()}"  # unique: never overwrites the current one
     tmp = root / f".{name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
@@ -92,8 +93,6 @@ def publish_snapshot(
     }
     write_atomic(tmp / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
     final = root / name
-    if final.exists():  # a snapshot of the same version from an earlier, unfinished publish
-        shutil.rmtree(final)
     os.replace(tmp, final)
     fsync_path(root)
     write_atomic(root / CURRENT, name.encode())
