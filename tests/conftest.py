@@ -14,3 +14,11 @@ def require_dataset(name: str):
     if path is None:
         pytest.skip(f"dataset {name!r} not found under {datasets_root()} (set FERRET_DATASETS to its parent)")
     return path
+
+
+@pytest.fixture(scope="session")
+def minilm_registry():
+    """A ModelRegistry with the real all-MiniLM-L6-v2 and BM25, loaded once per test session."""
+    from ferret.encoders.registry import DEFAULT_MODELS, ModelRegistry
+
+    return ModelRegistry.from_configs(list(DEFAULT_MODELS))

@@ -133,7 +133,8 @@ def test_snapshot_publish_verify_and_detect_corruption(tmp_path):
     assert load_snapshot(root) is None
     publish_snapshot(root, 3, {"emb": {"encoder": "precomputed"}}, {"emb": index.save})
     manifest = publish_snapshot(root, 7, {"emb": {"encoder": "precomputed"}}, {"emb": index.save})
-    assert sorted(p.name for p in root.iterdir()) == ["CURRENT", "snap-000000000007"]  # old one removed
+    assert sorted(p.name for p in root.iterdir()) == ["CURRENT", manifest.directory.name]  # old one removed
+    assert manifest.directory.name.startswith("snap-000000000007-")
     loaded = load_snapshot(root)
     assert loaded.watermark == 7 and loaded.fields == {"emb": {"encoder": "precomputed"}}
     assert set(loaded.files) == {"emb/dense.faiss", "emb/dense.json", "emb/dense-tombstones.npy"}
