@@ -5,6 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from ferret.encoders.base import EncodeOptions, Side
 from ferret.encoders.registry import ModelRegistry
 from ferret.errors import AlreadyExists, DataLoss, FailedPrecondition, InvalidArgument, NotFound
 from ferret.indexing.collection import CollectionManager, Query, SubSearch
@@ -43,10 +44,23 @@ def documents():
     ]
 
 
+def _manager(directory, registry):
+    m = CollectionManager(directory, registry)
+    m.create("docs", SCHEMA).upsert(documents())
+    return m
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory, minilm_registry):
+    """One collection for the tests that leave it unchanged (encoding is the slow part)."""
+    m = _manager(tmp_path_factory.mktemp("shared"), minilm_registry)
+    yield m
+    m.close(snapshot=False)
+
+
 @pytest.fixture
 def manager(tmp_path, minilm_registry):
-    m = CollectionManager(tmp_path / "data", minilm_registry)
-    m.create("docs", SCHEMA).upsert(documents())
+    m = _manager(tmp_path / "data", minilm_registry)
     yield m
     m.close(snapshot=False)
 
@@ -59,37 +73,45 @@ def text_query(text, **kw):
     return Query([SubSearch("text", text=text)], **kw)
 
 
-def test_dense_text_search_finds_the_right_documents(manager):
-    docs = manager.get("docs")
+def test_dense_text_search_finds_the_right_documents(shared):
+    docs = shared.get("docs")
     assert docs.count() == 8 and docs.version == 1
     assert docs.schema.dense[0].dim == 384
-    result = docs.query(text_query("which city is the capital of France", limit=3, with_text=True,
-                                   with_metadata=True))
+    result = docs.query(
+        text_query("which city is the capital of France", limit=3, with_text=True, with_metadata=True)
+    )
     assert result.version == 1 and ids(result)[0] == "paris"
     top = result.hits[0]
     assert top.text == TEXTS["paris"] and top.metadata == {"topic": "paris", "i": 4, "even": True}
     assert top.sources["text"].rank == 1 and top.score == pytest.approx(top.sources["text"].score)
     assert 0.3 < top.score <= 1.0  # cosine
-    assert ids(docs.query(text_query("programming languages", limit=2))) in (["rust", "python"], ["python", "rust"])
+    assert ids(docs.query(text_query("programming languages", limit=2))) in (
+        ["rust", "python"],
+        ["python", "rust"],
+    )
     assert docs.query(text_query("pets")).hits[0].text is None
 
 
-def test_hybrid_fusion_keeps_per_source_scores_and_ranks(manager):
-    docs = manager.get("docs")
-    searches = [SubSearch("text", text="capital city of Germany", limit=8),
-                SubSearch("tag", vector=tag_vector(1), limit=8, weight=0.5, name="tags")]
+def test_hybrid_fusion_keeps_per_source_scores_and_ranks(shared):
+    docs = shared.get("docs")
+    searches = [
+        SubSearch("text", text="capital city of Germany", limit=8),
+        SubSearch("tag", vector=tag_vector(1), limit=8, weight=0.5, name="tags"),
+    ]
     rrf = docs.query(Query(searches, fusion=RRF(k=60), limit=8))
     assert len(rrf.hits) == 8
     for hit in rrf.hits:
-        expected = sum(w / (60 + hit.sources[n].rank) for n, w in (("text", 1.0), ("tags", 0.5)) if n in hit.sources)
+        expected = sum(
+            w / (60 + hit.sources[n].rank) for n, w in (("text", 1.0), ("tags", 0.5)) if n in hit.sources
+        )
         assert hit.score == pytest.approx(expected)
     assert rrf.hits[0].id == "berlin"  # first for text, and tag 1 (i = 5) matches too
     weighted = docs.query(Query(searches, fusion=WeightedSum("min-max"), limit=3))
     assert weighted.hits[0].id == "berlin" and weighted.hits[0].score == pytest.approx(1.5)
 
 
-def test_filters_limit_offset(manager):
-    docs = manager.get("docs")
+def test_filters_limit_offset(shared):
+    docs = shared.get("docs")
     q = {"must": [{"key": "even", "match": True}]}
     full = docs.query(text_query("animals", filter=q, limit=4))
     assert set(ids(full)) == {"cat", "rust", "paris", "heart"}
@@ -97,13 +119,17 @@ def test_filters_limit_offset(manager):
     page2 = docs.query(text_query("animals", filter=q, limit=2, offset=2))
     assert ids(page1) + ids(page2) == ids(full)
     assert ids(docs.query(text_query("animals", filter={"must": [{"key": "i", "range": {"gte": 6}}]}))) in (
-        ["heart", "flu"], ["flu", "heart"])
+        ["heart", "flu"],
+        ["flu", "heart"],
+    )
     assert docs.query(text_query("x", filter={"must": [{"key": "topic", "match": "none"}]})).hits == []
 
 
 def test_upsert_replace_and_delete_are_searchable_at_once(manager):
     docs = manager.get("docs")
-    result = docs.upsert([Document("paris", "Bananas are yellow tropical fruit.", {}, {"tag": tag_vector(0)})])
+    result = docs.upsert(
+        [Document("paris", "Bananas are yellow tropical fruit.", {}, {"tag": tag_vector(0)})]
+    )
     assert result.version == 2 and docs.count() == 8
     top = docs.query(text_query("yellow fruit", limit=1, with_text=True))
     assert top.version == 2 and ids(top) == ["paris"] and top.hits[0].text.startswith("Bananas")
@@ -167,8 +193,7 @@ def test_other_encoder_is_failed_precondition(tmp_path, minilm_registry):
         docs.upsert([Document("new", "text", {}, {"tag": tag_vector(0)})])
     assert docs.count() == 8
     # a vector query needs no encoder and still works
-    vector = minilm_registry.get(MINILM).embed(["capital of France"], __import__("ferret.encoders.base").encoders.base
-                                               .EncodeOptions(side="query"))[0]
+    vector = minilm_registry.get(MINILM).embed(["capital of France"], EncodeOptions(side=Side.QUERY))[0]
     assert ids(docs.query(Query([SubSearch("text", vector=vector)], limit=1))) == ["paris"]
     m.close(snapshot=False)
 
@@ -192,13 +217,13 @@ def test_other_encoder_is_failed_precondition(tmp_path, minilm_registry):
         (Query([SubSearch("text", text="x")], filter={"must": [{"key": "i", "range": {}}]}), "at least one"),
     ],
 )
-def test_bad_queries(manager, query, message):
+def test_bad_queries(shared, query, message):
     with pytest.raises(InvalidArgument, match=message):
-        manager.get("docs").query(query)
+        shared.get("docs").query(query)
 
 
-def test_bad_writes_leave_the_collection_intact(manager):
-    docs = manager.get("docs")
+def test_bad_writes_leave_the_collection_intact(shared):
+    docs = shared.get("docs")
     good = Document("new", "text", {}, {"tag": tag_vector(0)})
     for bad, message in [
         ([good, good], "unique within a batch"),
@@ -211,14 +236,14 @@ def test_bad_writes_leave_the_collection_intact(manager):
             docs.upsert(bad)
     assert docs.count() == 8 and docs.version == 1 and len(docs._fields["text"]) == 8
     with pytest.raises(NotFound):
-        manager.get("missing")
+        shared.get("missing")
     with pytest.raises(AlreadyExists):
-        manager.create("docs", SCHEMA)
+        shared.create("docs", SCHEMA)
     with pytest.raises(InvalidArgument, match="metric"):
-        manager.create("other", {"dense": [{"name": "v", "dim": 2, "metric": "manhattan"}]})
+        shared.create("other", {"dense": [{"name": "v", "dim": 2, "metric": "manhattan"}]})
     with pytest.raises(NotFound, match="unknown model"):
-        manager.create("other", {"dense": [{"name": "v", "encoder": "no-such-model"}]})
-    assert manager.list() == ["docs"]
+        shared.create("other", {"dense": [{"name": "v", "encoder": "no-such-model"}]})
+    assert shared.list() == ["docs"]
 
 
 def test_aliases_switch_atomically_and_drop(manager):
@@ -250,7 +275,9 @@ def test_concurrent_queries_during_writes(manager):
     def search():
         try:
             for _ in range(10):
-                result = docs.query(Query([SubSearch("text", text="capital"), SubSearch("tag", vector=tag_vector(1))]))
+                result = docs.query(
+                    Query([SubSearch("text", text="capital"), SubSearch("tag", vector=tag_vector(1))])
+                )
                 assert len(result.hits) >= 8
         except Exception as exc:  # noqa: BLE001 - collected and reported below
             errors.append(exc)

@@ -304,8 +304,7 @@ class DocumentStore:
                     "INSERT INTO vectors VALUES (?, ?, ?)",
                     [(cur.lastrowid, name, blob) for name, blob in blobs.items()],
                 )
-            for key, value in (meta or {}).items():
-                db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"{collection}:{key}", value))
+            self._write_meta(db, collection, meta or {})
         return WriteResult(
             version, np.array(row_ids, dtype=np.int64), np.array(sorted(replaced), dtype=np.int64)
         )
@@ -411,6 +410,19 @@ class DocumentStore:
                 (collection, *params),
             ).fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def update_meta(self, collection: str, meta: Mapping[str, str]) -> None:
+        """Durably record bookkeeping values of a collection (e.g. build progress); not a data version."""
+        with self._transaction() as db:
+            self._record(db, collection)
+            self._write_meta(db, collection, meta)
+
+    @staticmethod
+    def _write_meta(db: sqlite3.Connection, collection: str, meta: Mapping[str, str]) -> None:
+        db.executemany(
+            "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+            [(f"{collection}:{key}", str(value)) for key, value in meta.items()],
+        )
 
     def get_meta(self, collection: str, key: str) -> str | None:
         with self._lock:
