@@ -290,3 +290,61 @@ def test_concurrent_queries_during_writes(manager):
     for t in threads:
         t.join()
     assert errors == [] and docs.count() == 13 and len(docs._fields["tag"]) == 13
+
+
+HYBRID_SCHEMA = {
+    "dense": [{"name": "text", "encoder": MINILM}],
+    "sparse": [{"name": "bm25", "encoder": "bm25"}, {"name": "terms", "encoder": "precomputed"}],
+}
+
+
+def sparse_terms(i):
+    return ([i, 100 + i % 2], [1.0, 0.5])
+
+
+def test_hybrid_bm25_sparse_dense_survives_restart(tmp_path, minilm_registry):
+    m = CollectionManager(tmp_path / "d", minilm_registry)
+    docs = m.create("h", HYBRID_SCHEMA)
+    docs.upsert(
+        [
+            Document(key, text, {"i": i}, {"terms": sparse_terms(i)})
+            for i, (key, text) in enumerate(TEXTS.items())
+        ]
+    )
+    bm25 = docs.query(Query([SubSearch("bm25", text="capital of Germany")], limit=3))
+    assert ids(bm25)[0] == "berlin" and bm25.hits[0].sources["bm25"].score > 0
+    terms = docs.query(Query([SubSearch("terms", vector=([3, 101], [1.0, 1.0]))], limit=8))
+    assert ids(terms)[0] == "python" and set(ids(terms)) == {
+        "python",
+        "dog",
+        "berlin",
+        "flu",
+    }  # odd i share 101
+    assert terms.hits[0].score == pytest.approx(1.5) and terms.hits[1].score == pytest.approx(0.5)
+    query = Query(
+        [
+            SubSearch("bm25", text="heart attack risk"),
+            SubSearch("text", text="heart attack risk"),
+            SubSearch("terms", vector=([6], [1.0])),
+        ],
+        fusion=WeightedSum("min-max"),
+        limit=3,
+        with_metadata=True,
+    )
+    before = docs.query(query)
+    assert before.hits[0].id == "heart" and set(before.hits[0].sources) == {"bm25", "text", "terms"}
+    assert before.hits[0].score == pytest.approx(3.0)
+    with pytest.raises(InvalidArgument, match="give a query text"):
+        docs.query(Query([SubSearch("bm25", vector=([1], [1.0]))]))
+    with pytest.raises(InvalidArgument, match="strictly increasing"):
+        docs.query(Query([SubSearch("terms", vector=([5, 1], [1.0, 1.0]))]))
+    with pytest.raises(InvalidArgument, match=r"\[0, 2\^32\)"):
+        docs.query(Query([SubSearch("terms", vector=([-3], [1.0]))]))
+    m.close()  # snapshot: dense, BM25 and sparse indexes
+    m = CollectionManager(tmp_path / "d", minilm_registry)
+    docs = m.get("h")
+    after = docs.query(query)
+    assert [(h.id, h.score) for h in after.hits] == [(h.id, pytest.approx(h.score)) for h in before.hits]
+    docs.delete(["heart"])
+    assert "heart" not in ids(docs.query(Query([SubSearch("bm25", text="heart attack")], limit=8)))
+    m.close(snapshot=False)
