@@ -129,3 +129,14 @@ def test_reopen_keeps_acknowledged_data(tmp_path):
     s = DocumentStore(tmp_path / "db")
     assert s.count("c") == 50 and s.version("c") == 1 and s.get_meta("c", "checkpoint") == "50"
     assert sum(len(b) for b in s.live_documents("c", batch_size=7)) == 50
+
+
+def test_purge_tombstones_keeps_what_catch_up_needs(store):
+    store.upsert("c", [doc(1), doc(2)])  # v1
+    store.upsert("c", [doc(1)])  # v2: replaces d1
+    store.delete("c", ["d2"])  # v3
+    store.upsert("c", [doc(1)])  # v4: replaces d1 again
+    assert store.purge_tombstones("c", 3) == 2  # the v1 rows; the v2 row died at v4 and stays
+    changes = store.changes_since("c", 3)
+    assert [d.id for d in changes.added] == ["d1"] and len(changes.removed) == 1
+    assert store.count("c") == 1 and store._db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0] == 4

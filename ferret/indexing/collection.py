@@ -58,6 +58,7 @@ class Hit:
     sources: dict[str, SourceScore]
     text: str | None = None
     metadata: dict[str, Any] | None = None
+    version: int = 0  # collection version of the document's last write
 
 
 @dataclass
@@ -142,14 +143,17 @@ class Collection:
             self._rebuild_from_store()
 
     def snapshot(self) -> Manifest:
-        """Publish the indexes as the current snapshot (atomic, checksummed); writes wait meanwhile."""
+        """Publish the indexes as the current snapshot (atomic, checksummed; writes wait meanwhile), then
+        drop the store rows the snapshot made obsolete (replaced or deleted documents)."""
         with self._lock.read():
-            return publish_snapshot(
+            manifest = publish_snapshot(
                 self.index_root,
                 self.version,
                 self._identities(),
                 {name: fi.save for name, fi in self._fields.items()},
             )
+            self.store.purge_tombstones(self.name, manifest.watermark)
+            return manifest
 
     # -- writes ---------------------------------------------------------------------------------------
 
@@ -252,6 +256,7 @@ class Collection:
                 per_source,
                 rows[r].text if query.with_text else None,
                 rows[r].metadata if query.with_metadata else None,
+                rows[r].version,
             )
             for r, score, per_source in page
         ]

@@ -20,7 +20,7 @@ from ferret.encoders.base import EncodeOptions, Encoder, Side, SparseVector
 from ferret.encoders.registry import ModelRegistry
 from ferret.errors import FailedPrecondition, InvalidArgument, NotFound
 from ferret.indexing.dense import DenseIndex
-from ferret.indexing.schema import PRECOMPUTED, CollectionSchema, DenseField, SparseField
+from ferret.indexing.schema import BM25, PRECOMPUTED, CollectionSchema, DenseField, SparseField
 from ferret.indexing.store import StoredDocument, check_dense, check_sparse
 
 ENCODE_BATCH = 64
@@ -69,7 +69,7 @@ class FieldIndex(ABC):
         self.identity = schema.encoders.get(field.name, {})
         self.encoder: Encoder | None = None
         self.unavailable: str | None = None  # why the encoder cannot be used, if it cannot
-        if field.encoder not in (PRECOMPUTED, "bm25"):
+        if field.encoder not in (PRECOMPUTED, BM25):
             try:
                 self.encoder = registry.get(field.encoder)
             except NotFound as exc:
@@ -89,9 +89,21 @@ class FieldIndex(ABC):
     @abstractmethod
     def new_index(self) -> Any: ...
 
-    @abstractmethod
     def encode(self, texts: list[str]) -> list[Any] | None:
-        """Document vectors computed from texts, or None when the field takes precomputed vectors / text."""
+        """Document vectors computed from texts, or None when the field takes precomputed vectors or, for
+        BM25 (whose weights need collection statistics), the text itself."""
+        if self.field.encoder in (PRECOMPUTED, BM25):
+            return None
+        encoder = self.usable_encoder()
+        options = EncodeOptions(side=Side.DOCUMENT)
+        out: list[Any] = []
+        for start in range(0, len(texts), ENCODE_BATCH):
+            out.extend(self.embed(encoder, texts[start : start + ENCODE_BATCH], options))
+        return out
+
+    def embed(self, encoder: Encoder, texts: list[str], options: EncodeOptions) -> list[Any]:
+        """The encoder call of this field kind (dense or sparse vectors)."""
+        raise FailedPrecondition(f"field {self.field.name!r} has no encoder")
 
     @abstractmethod
     def add(self, docs: Sequence[StoredDocument]) -> None: ...
@@ -138,15 +150,8 @@ class DenseFieldIndex(FieldIndex):
     def new_index(self) -> DenseIndex:
         return DenseIndex(self.field.dim, self.field.metric, self.field.factory)
 
-    def encode(self, texts: list[str]) -> list[np.ndarray] | None:
-        if self.field.encoder == PRECOMPUTED:
-            return None
-        encoder = self.usable_encoder()
-        options = EncodeOptions(side=Side.DOCUMENT)
-        out: list[np.ndarray] = []
-        for start in range(0, len(texts), ENCODE_BATCH):
-            out.extend(encoder.embed(texts[start : start + ENCODE_BATCH], options))
-        return out
+    def embed(self, encoder: Encoder, texts: list[str], options: EncodeOptions) -> list[np.ndarray]:
+        return list(encoder.embed(texts, options))
 
     def add(self, docs: Sequence[StoredDocument]) -> None:
         if docs:
@@ -158,7 +163,7 @@ class DenseFieldIndex(FieldIndex):
     def search(self, search: SubSearch, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         self._query_kind(search)
         if search.text is not None:
-            vector = self.usable_encoder(search).embed([search.text], EncodeOptions(side=Side.QUERY))[0]
+            vector = self.embed(self.usable_encoder(search), [search.text], EncodeOptions(side=Side.QUERY))[0]
         else:
             vector = check_dense(self.field.name, search.vector, self.field.dim)
         ids, scores = self.index.search(vector[None, :], search.limit, allowed)
@@ -174,15 +179,8 @@ class SparseFieldIndex(FieldIndex):
 
         return SparseIndex(approximate=self.field.approximate)
 
-    def encode(self, texts: list[str]) -> list[SparseVector] | None:
-        if self.field.encoder == PRECOMPUTED:
-            return None
-        encoder = self.usable_encoder()
-        options = EncodeOptions(side=Side.DOCUMENT)
-        out: list[SparseVector] = []
-        for start in range(0, len(texts), ENCODE_BATCH):
-            out.extend(encoder.embed_sparse(texts[start : start + ENCODE_BATCH], options))
-        return out
+    def embed(self, encoder: Encoder, texts: list[str], options: EncodeOptions) -> list[SparseVector]:
+        return encoder.embed_sparse(texts, options)
 
     def add(self, docs: Sequence[StoredDocument]) -> None:
         if docs:
@@ -193,7 +191,7 @@ class SparseFieldIndex(FieldIndex):
     def search(self, search: SubSearch, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         self._query_kind(search)
         if search.text is not None:
-            query = self.usable_encoder(search).embed_sparse([search.text], EncodeOptions(side=Side.QUERY))[0]
+            query = self.embed(self.usable_encoder(search), [search.text], EncodeOptions(side=Side.QUERY))[0]
         else:
             query = check_sparse(self.field.name, search.vector)
         return self.index.search(query, search.limit, allowed, exact=search.exact)
@@ -207,9 +205,6 @@ class BM25FieldIndex(FieldIndex):
         from ferret.indexing.bm25 import BM25Index
 
         return BM25Index(k1=self.field.k1, b=self.field.b, analyzer=Analyzer(stem=self.field.stem))
-
-    def encode(self, texts: list[str]) -> None:
-        return None  # BM25 weights need collection statistics: the index works from the text
 
     def add(self, docs: Sequence[StoredDocument]) -> None:
         if docs:

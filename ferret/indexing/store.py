@@ -329,6 +329,19 @@ class DocumentStore:
                 ]
         return WriteResult(version, np.zeros(0, np.int64), np.array(sorted(removed), dtype=np.int64))
 
+    def purge_tombstones(self, collection: str, up_to_version: int) -> int:
+        """Delete rows tombstoned at or before `up_to_version`: once an index snapshot of that version is
+        published, no catch-up needs them. Returns how many rows went."""
+        with self._transaction() as db:
+            db.execute(
+                "DELETE FROM vectors WHERE row_id IN "
+                "(SELECT row_id FROM documents WHERE collection=? AND deleted_version<=?)",
+                (collection, up_to_version),
+            )
+            return db.execute(
+                "DELETE FROM documents WHERE collection=? AND deleted_version<=?", (collection, up_to_version)
+            ).rowcount
+
     def get(self, collection: str, ids: Sequence[str], with_vectors: bool = False) -> list[StoredDocument]:
         """Live documents by external id, in the order asked; absent ids are left out."""
         with self._lock:
