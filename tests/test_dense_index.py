@@ -70,6 +70,21 @@ def test_hnsw_deletes_are_tombstones_then_rebuild():
     assert ids[0, 0] == 200
 
 
+def test_selective_filter_on_hnsw_is_exact():
+    vectors = data(3000)
+    index = DenseIndex(DIM, "l2", "HNSW8")
+    index.add(np.arange(3000), vectors)
+    index.delete(np.array([17]))
+    query = vectors[:2]
+    allowed = np.array([5, 17, 900, 1500, 2999, 123456], dtype=np.int64)  # 17 deleted, 123456 absent
+    ids, scores = index.search(query, 10, allowed=allowed)
+    live = np.array([5, 900, 1500, 2999])
+    want_ids, want_scores = brute_force(vectors[live], live, query, 4, "l2")
+    np.testing.assert_array_equal(ids[:, :4], want_ids)
+    np.testing.assert_allclose(scores[:, :4], want_scores, rtol=1e-4)
+    assert (ids[:, 4:] == -1).all()
+
+
 def test_ivf_serves_exactly_until_trained_then_trains():
     index = DenseIndex(DIM, "l2", "IVF4,Flat")
     assert index._train_size == 39 * 4

@@ -8,7 +8,8 @@ Specs that need training (IVF, PQ, ...) serve exactly from a flat side index unt
 arrived to train them (39 points per centroid, FAISS's own warning threshold); then the side index is
 folded in. Deletes use `remove_ids` where the index supports it; otherwise (HNSW) the ids become
 tombstones that every search excludes, and the index is rebuilt from its stored vectors once tombstones
-outnumber a quarter of it.
+outnumber a quarter of it. A filter that admits only a few thousand ids is scored exhaustively on HNSW,
+where a graph walk could miss the admitted nodes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ferret.errors import InvalidArgument
 _METRICS = {"cosine": faiss.METRIC_INNER_PRODUCT, "ip": faiss.METRIC_INNER_PRODUCT, "l2": faiss.METRIC_L2}
 _POINTS_PER_CENTROID = 39
 _REBUILD_FRACTION = 0.25
+_EXACT_FILTER_MAX = 4096  # allowed sets up to this size are scored exhaustively on graph indexes
 
 
 class DenseIndex:
@@ -140,6 +142,8 @@ class DenseIndex:
     def _search_one(
         self, index, queries: np.ndarray, k: int, allowed: np.ndarray | None, dead
     ) -> tuple[np.ndarray, np.ndarray]:
+        if allowed is not None and len(allowed) <= _EXACT_FILTER_MAX and _graph_over_flat(index):
+            return self._search_allowed_exactly(index, queries, k, allowed, dead)
         selectors = []  # kept referenced until the search returns: FAISS holds raw pointers
         if allowed is not None:
             selectors.append(faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64)))
@@ -155,6 +159,30 @@ class DenseIndex:
             distances, labels = self._search_copy(index).search(queries, min(k, index.ntotal))
         scores = -distances if self.metric == "l2" else distances
         return labels.astype(np.int64), scores.astype(np.float32)
+
+    def _search_allowed_exactly(
+        self, index, queries: np.ndarray, k: int, allowed: np.ndarray, dead
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Score a small allowed set exhaustively: a graph search that may only return a few scattered
+        nodes can miss them (HNSW stops after efSearch candidates), scanning them cannot."""
+        id_map = faiss.vector_to_array(index.id_map).astype(np.int64)
+        keep = np.isin(id_map, allowed)
+        if dead:
+            keep &= ~np.isin(id_map, np.fromiter(dead, np.int64, len(dead)))
+        positions = np.flatnonzero(keep)
+        ids = np.full((len(queries), k), -1, dtype=np.int64)
+        scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        if not len(positions):
+            return ids, scores
+        vectors = index.index.reconstruct_batch(positions)
+        if self.metric == "l2":
+            found = -((queries[:, None, :] - vectors[None, :, :]) ** 2).sum(-1)
+        else:
+            found = queries @ vectors.T
+        order = np.argsort(-found, axis=1, kind="stable")[:, :k]
+        ids[:, : order.shape[1]] = id_map[positions][order]
+        scores[:, : order.shape[1]] = np.take_along_axis(found, order, axis=1)
+        return ids, scores
 
     def _search_copy(self, index):
         """The index itself, or its GPU copy when FAISS sees a GPU (selector-free searches only)."""
@@ -245,6 +273,11 @@ def _ivf_or_none(index: faiss.Index):
         return faiss.extract_index_ivf(index)
     except RuntimeError:
         return None
+
+
+def _graph_over_flat(index: faiss.Index) -> bool:
+    """An HNSW graph over uncompressed vectors: exact vectors to rescan, and no guarantee under filters."""
+    return isinstance(faiss.downcast_index(index.index), faiss.IndexHNSWFlat)
 
 
 def _search_params(index: faiss.Index, selector) -> faiss.SearchParameters:
