@@ -241,6 +241,10 @@ def test_bad_writes_leave_the_collection_intact(shared):
         shared.create("docs", SCHEMA)
     with pytest.raises(InvalidArgument, match="metric"):
         shared.create("other", {"dense": [{"name": "v", "dim": 2, "metric": "manhattan"}]})
+    with pytest.raises(InvalidArgument, match="leave dim out"):
+        shared.create("other", {"dense": [{"name": "v", "encoder": MINILM, "dim": 768}]})
+    with pytest.raises(InvalidArgument, match="is dense"):
+        shared.create("other", {"sparse": [{"name": "s", "encoder": MINILM}]})
     with pytest.raises(NotFound, match="unknown model"):
         shared.create("other", {"dense": [{"name": "v", "encoder": "no-such-model"}]})
     assert shared.list() == ["docs"]

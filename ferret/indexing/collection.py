@@ -333,6 +333,11 @@ class CollectionManager:
                     raise InvalidArgument(
                         f"dense field {f.name!r}: encoder {f.encoder!r} is {encoder.info.kind.value}"
                     )
+                if f.dim and f.dim != encoder.info.dimension:
+                    raise InvalidArgument(
+                        f"dense field {f.name!r}: dim={f.dim} but encoder {f.encoder!r} makes "
+                        f"{encoder.info.dimension}-dimensional vectors; leave dim out"
+                    )
                 f = replace(f, dim=encoder.info.dimension)
                 encoders[f.name] = encoder_identity(encoder)
             dense.append(f)
