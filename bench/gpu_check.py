@@ -9,7 +9,8 @@ against bf16, both on CPU) and says so.
     PYTHONPATH=. python bench/gpu_check.py --size full     # on a GPU machine
     PYTHONPATH=. python bench/gpu_check.py                 # tiny, anywhere
 
-A step is a function (workdir, size, device) -> StepResult; add new families to STEPS.
+A step is a function (workdir, size, device) -> StepResult; add new families to STEPS. The ARC-Encoder
+step (compression tokens/s against its target, `bench/gpu_check_arc.py`) runs after them.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from gpu_check_arc import arc_step, print_row  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 from ferret.encoders.base import EncodeOptions, Encoder, EncoderKind, Side  # noqa: E402
 from ferret.encoders.registry import ModelConfig, default_minilm_path, load_model  # noqa: E402
@@ -184,6 +186,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"{result.family:<12} {result.model:<26} {result.min_cosine:>10.5f} "
                 f"{result.tokens_per_s:>13,.0f}  {'ok' if result.ok else f'FAIL (< {MIN_COSINE})'}"
             )
+    print()
+    if device == "cuda":
+        arc = arc_step(device, torch.bfloat16, size)
+    else:
+        arc = arc_step(device, torch.float32, "tiny", batch=4, seq_len=256, iters=2)
+    print_row(arc)
+    target = arc["target_tokens_per_s"]
+    failed += bool(target) and arc["tokens_per_s"] < target
     return 1 if failed else 0
 
 
