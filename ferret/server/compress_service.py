@@ -1,0 +1,91 @@
+"""The CompressService: ARC-Encoder context compression for a named decoder, batched by a token budget."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import grpc
+
+from ferret.encoders.base import CompressedText, EncodeOptions, EncoderKind
+from ferret.errors import InvalidArgument
+from ferret.proto.ferret.v1 import compress_pb2 as pb
+from ferret.proto.ferret.v1 import compress_pb2_grpc as pb_grpc
+from ferret.proto.ferret.v1 import encoder_pb2
+from ferret.server.encoder_service import encode_batched, find_model, ordered_stream
+from ferret.server.errors import rpc
+from ferret.server.state import ServerState
+from ferret.tensors import WireDtype, encode
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["CompressService"].full_name
+
+DTYPES = {pb.TENSOR_DTYPE_UNSPECIFIED: WireDtype.FLOAT32, pb.TENSOR_DTYPE_FLOAT32: WireDtype.FLOAT32,
+          pb.TENSOR_DTYPE_BFLOAT16: WireDtype.BFLOAT16, pb.TENSOR_DTYPE_FLOAT16: WireDtype.FLOAT16}
+WIRE_DTYPES = {WireDtype.FLOAT32: pb.TENSOR_DTYPE_FLOAT32, WireDtype.BFLOAT16: pb.TENSOR_DTYPE_BFLOAT16,
+               WireDtype.FLOAT16: pb.TENSOR_DTYPE_FLOAT16}
+
+
+@dataclass(frozen=True)
+class CompressCall:
+    """What one batch of texts shares: requests with equal calls are compressed together."""
+
+    options: EncodeOptions
+    pooling_factor: int
+    decoder: str
+
+
+def tensor(array, dtype: WireDtype) -> pb.Tensor:
+    return pb.Tensor(dtype=WIRE_DTYPES[dtype], shape=list(array.shape), data=encode(array, dtype))
+
+
+class CompressServicer(pb_grpc.CompressServiceServicer):
+    def __init__(self, state: ServerState):
+        self.state = state
+
+    async def _compress(self, request: pb.CompressRequest,
+                        context: grpc.aio.ServicerContext) -> pb.CompressResponse:
+        encoder = find_model(self.state, request.model, EncoderKind.COMPRESSOR, "Compress")
+        if request.dtype not in DTYPES:
+            raise InvalidArgument(f"unknown dtype value {request.dtype}; use TENSOR_DTYPE_FLOAT32, "
+                                  "TENSOR_DTYPE_BFLOAT16 or TENSOR_DTYPE_FLOAT16")
+        if request.truncate not in encoder_pb2.TruncatePolicy.values():
+            raise InvalidArgument(f"unknown truncate value {request.truncate}; use TRUNCATE_POLICY_END or "
+                                  "TRUNCATE_POLICY_ERROR")
+        dtype = DTYPES[request.dtype]
+        factor = request.pooling_factor or encoder.pooling_factor
+        if factor > encoder.info.max_length:
+            raise InvalidArgument(f"pooling_factor={factor} exceeds the {encoder.info.max_length}-token input "
+                                  f"limit of model {encoder.info.name!r}; use a factor such as 4 or 8")
+        # Resolves the default and rejects an unknown decoder before the texts wait in the queue.
+        decoder = encoder.decoders[encoder.decoder_index(request.decoder or None)]
+        call = CompressCall(EncodeOptions(truncate=request.truncate != encoder_pb2.TRUNCATE_POLICY_ERROR),
+                            factor, decoder)
+
+        def run(key: CompressCall, texts: list[str]) -> list[CompressedText]:
+            return encoder.compress(texts, key.options, pooling_factor=key.pooling_factor, decoder=key.decoder)
+
+        encoded = await encode_batched(self.state, encoder, "compress", run, call, request.texts, call.options,
+                                       context)
+        texts = await self.state.in_thread(
+            lambda: [pb.CompressedText(vectors=tensor(c.vectors, dtype), m=c.m, num_tokens=c.num_tokens,
+                                       continuation=tensor(c.continuation, dtype),
+                                       continuation_index=c.continuation_index)
+                     for c in encoded.results])
+        return pb.CompressResponse(model=encoder.info.name, decoder=decoder, pooling_factor=factor, texts=texts,
+                                   timing=encoded.timing, tokens=encoded.tokens, request_id=request.request_id)
+
+    @rpc
+    async def Compress(self, request: pb.CompressRequest,
+                       context: grpc.aio.ServicerContext) -> pb.CompressResponse:
+        return await self._compress(request, context)
+
+    @rpc
+    async def CompressStream(self, request_iterator: AsyncIterator[pb.CompressRequest],
+                             context: grpc.aio.ServicerContext) -> AsyncIterator[pb.CompressResponse]:
+        async for response in ordered_stream(request_iterator, lambda r: self._compress(r, context)):
+            yield response
+
+
+def register(server: grpc.aio.Server, state: ServerState) -> list[str]:
+    pb_grpc.add_CompressServiceServicer_to_server(CompressServicer(state), server)
+    return [SERVICE_NAME]
