@@ -1,4 +1,4 @@
-"""Float arrays as little-endian bytes in float32, bfloat16 or float16, for the wire.
+"""Float arrays as little-endian bytes in float32, bfloat16 or float16: the `ferret.v1.Tensor` message.
 
 numpy has no bfloat16, so bfloat16 travels as the upper 16 bits of each float32 (the format's definition):
 encoding rounds to nearest even with torch, decoding shifts the bits back into float32 with numpy alone,
@@ -13,6 +13,7 @@ from enum import StrEnum
 import numpy as np
 
 from ferret.errors import InvalidArgument
+from ferret.proto.ferret.v1 import compress_pb2 as pb
 
 
 class WireDtype(StrEnum):
@@ -46,3 +47,25 @@ def decode(data: bytes, dtype: WireDtype, shape: Sequence[int]) -> np.ndarray:
         return np.frombuffer(data, dtype="<f2").astype(np.float32).reshape(shape)
     upper = np.frombuffer(data, dtype="<u2").astype(np.uint32) << 16
     return upper.view(np.float32).reshape(shape)
+
+
+PROTO_DTYPES = {WireDtype.FLOAT32: pb.TENSOR_DTYPE_FLOAT32, WireDtype.BFLOAT16: pb.TENSOR_DTYPE_BFLOAT16,
+                WireDtype.FLOAT16: pb.TENSOR_DTYPE_FLOAT16}
+# Enum value -> dtype; UNSPECIFIED means float32.
+WIRE_DTYPES = {pb.TENSOR_DTYPE_UNSPECIFIED: WireDtype.FLOAT32, **{v: k for k, v in PROTO_DTYPES.items()}}
+
+
+def wire_dtype(value: int) -> WireDtype:
+    """The dtype of a `TensorDtype` enum value; InvalidArgument for a value this server does not know."""
+    if value not in WIRE_DTYPES:
+        raise InvalidArgument(f"unknown dtype value {value}; use TENSOR_DTYPE_FLOAT32, TENSOR_DTYPE_BFLOAT16 "
+                              "or TENSOR_DTYPE_FLOAT16")
+    return WIRE_DTYPES[value]
+
+
+def to_message(array: np.ndarray, dtype: WireDtype) -> pb.Tensor:
+    return pb.Tensor(dtype=PROTO_DTYPES[dtype], shape=list(array.shape), data=encode(array, dtype))
+
+
+def from_message(tensor: pb.Tensor) -> np.ndarray:
+    return decode(tensor.data, wire_dtype(tensor.dtype), tensor.shape)

@@ -195,3 +195,13 @@ def test_bad_request_in_a_stream_fails_the_stream(stub):
 def test_embed_on_a_compressor_points_to_compress(client):
     got_code, details = _status(lambda: client.embed(["x"], model="arc-tiny"))
     assert got_code == grpc.StatusCode.INVALID_ARGUMENT and "use Compress" in details
+
+
+def test_tensor_bytes_of_the_wrong_length_are_refused():
+    from ferret.errors import InvalidArgument
+    from ferret.tensors import WireDtype, decode, encode
+
+    data = encode(np.ones((2, 3), np.float32), WireDtype.BFLOAT16)
+    assert decode(data, WireDtype.BFLOAT16, (2, 3)).tolist() == [[1.0] * 3] * 2
+    with pytest.raises(InvalidArgument, match=r"shape \[3, 3\] needs 18 bytes, got 12"):
+        decode(data, WireDtype.BFLOAT16, (3, 3))

@@ -19,12 +19,11 @@ import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from ferret import tensors
 from ferret.encoders.base import CompressedText, EncoderKind, ModelInfo, Side, SparseVector
 from ferret.proto.ferret.v1 import compress_pb2, compress_pb2_grpc
 from ferret.proto.ferret.v1 import encoder_pb2 as pb
 from ferret.proto.ferret.v1 import encoder_pb2_grpc as pb_grpc
-from ferret.tensors import WireDtype
+from ferret.tensors import PROTO_DTYPES, WireDtype, from_message
 
 DEFAULT_MAX_MESSAGE_MB = 256
 _SIDES = {None: pb.SIDE_UNSPECIFIED, "query": pb.SIDE_QUERY, "document": pb.SIDE_DOCUMENT,
@@ -76,20 +75,10 @@ class CompressResult:
     request_id: str = ""
 
 
-_WIRE_DTYPES = {compress_pb2.TENSOR_DTYPE_FLOAT32: WireDtype.FLOAT32,
-                compress_pb2.TENSOR_DTYPE_BFLOAT16: WireDtype.BFLOAT16,
-                compress_pb2.TENSOR_DTYPE_FLOAT16: WireDtype.FLOAT16}
-_DTYPE_VALUES = {dtype: value for value, dtype in _WIRE_DTYPES.items()}
-
-
-def decode_tensor(tensor: compress_pb2.Tensor) -> np.ndarray:
-    return tensors.decode(tensor.data, _WIRE_DTYPES[tensor.dtype], tensor.shape)
-
-
 def _compressed(response: compress_pb2.CompressResponse) -> CompressResult:
-    texts = [CompressedText(vectors=decode_tensor(t.vectors), num_tokens=t.num_tokens,
+    texts = [CompressedText(vectors=from_message(t.vectors), num_tokens=t.num_tokens,
                             pooling_factor=response.pooling_factor, decoder=response.decoder,
-                            continuation=decode_tensor(t.continuation))
+                            continuation=from_message(t.continuation))
              for t in response.texts]
     return CompressResult(response.model, response.decoder, response.pooling_factor, texts,
                           Timing.from_proto(response.timing), response.tokens, response.request_id)
@@ -98,7 +87,7 @@ def _compressed(response: compress_pb2.CompressResponse) -> CompressResult:
 def _compress_request(texts: Sequence[str], model: str, pooling_factor: int | None, decoder: str | None,
                       dtype: str | WireDtype, truncate: bool, request_id: str = "") -> compress_pb2.CompressRequest:
     return compress_pb2.CompressRequest(model=model, texts=list(texts), pooling_factor=pooling_factor or 0,
-                                        decoder=decoder or "", dtype=_DTYPE_VALUES[WireDtype(dtype)],
+                                        decoder=decoder or "", dtype=PROTO_DTYPES[WireDtype(dtype)],
                                         truncate=_truncate(truncate), request_id=request_id)
 
 

@@ -15,14 +15,10 @@ from ferret.proto.ferret.v1 import encoder_pb2
 from ferret.server.encoder_service import encode_batched, find_model, ordered_stream
 from ferret.server.errors import rpc
 from ferret.server.state import ServerState
-from ferret.tensors import WireDtype, encode
+from ferret.tensors import to_message, wire_dtype
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["CompressService"].full_name
 
-DTYPES = {pb.TENSOR_DTYPE_UNSPECIFIED: WireDtype.FLOAT32, pb.TENSOR_DTYPE_FLOAT32: WireDtype.FLOAT32,
-          pb.TENSOR_DTYPE_BFLOAT16: WireDtype.BFLOAT16, pb.TENSOR_DTYPE_FLOAT16: WireDtype.FLOAT16}
-WIRE_DTYPES = {WireDtype.FLOAT32: pb.TENSOR_DTYPE_FLOAT32, WireDtype.BFLOAT16: pb.TENSOR_DTYPE_BFLOAT16,
-               WireDtype.FLOAT16: pb.TENSOR_DTYPE_FLOAT16}
 
 
 @dataclass(frozen=True)
@@ -34,10 +30,6 @@ class CompressCall:
     decoder: str
 
 
-def tensor(array, dtype: WireDtype) -> pb.Tensor:
-    return pb.Tensor(dtype=WIRE_DTYPES[dtype], shape=list(array.shape), data=encode(array, dtype))
-
-
 class CompressServicer(pb_grpc.CompressServiceServicer):
     def __init__(self, state: ServerState):
         self.state = state
@@ -45,13 +37,10 @@ class CompressServicer(pb_grpc.CompressServiceServicer):
     async def _compress(self, request: pb.CompressRequest,
                         context: grpc.aio.ServicerContext) -> pb.CompressResponse:
         encoder = find_model(self.state, request.model, EncoderKind.COMPRESSOR, "Compress")
-        if request.dtype not in DTYPES:
-            raise InvalidArgument(f"unknown dtype value {request.dtype}; use TENSOR_DTYPE_FLOAT32, "
-                                  "TENSOR_DTYPE_BFLOAT16 or TENSOR_DTYPE_FLOAT16")
+        dtype = wire_dtype(request.dtype)
         if request.truncate not in encoder_pb2.TruncatePolicy.values():
             raise InvalidArgument(f"unknown truncate value {request.truncate}; use TRUNCATE_POLICY_END or "
                                   "TRUNCATE_POLICY_ERROR")
-        dtype = DTYPES[request.dtype]
         factor = request.pooling_factor or encoder.pooling_factor
         if factor > encoder.info.max_length:
             raise InvalidArgument(f"pooling_factor={factor} exceeds the {encoder.info.max_length}-token input "
@@ -67,8 +56,8 @@ class CompressServicer(pb_grpc.CompressServiceServicer):
         encoded = await encode_batched(self.state, encoder, "compress", run, call, request.texts, call.options,
                                        context)
         texts = await self.state.in_thread(
-            lambda: [pb.CompressedText(vectors=tensor(c.vectors, dtype), m=c.m, num_tokens=c.num_tokens,
-                                       continuation=tensor(c.continuation, dtype),
+            lambda: [pb.CompressedText(vectors=to_message(c.vectors, dtype), m=c.m, num_tokens=c.num_tokens,
+                                       continuation=to_message(c.continuation, dtype),
                                        continuation_index=c.continuation_index)
                      for c in encoded.results])
         return pb.CompressResponse(model=encoder.info.name, decoder=decoder, pooling_factor=factor, texts=texts,
