@@ -17,6 +17,14 @@ def require_dataset(name: str):
 
 
 @pytest.fixture(scope="session")
+def minilm_registry():
+    """A ModelRegistry with the real all-MiniLM-L6-v2 and BM25, loaded once per test session."""
+    from ferret.encoders.registry import DEFAULT_MODELS, ModelRegistry
+
+    return ModelRegistry.from_configs(list(DEFAULT_MODELS))
+
+
+@pytest.fixture(scope="session")
 def scifact_slice():
     """(doc ids, texts "title text", test queries) of the first 1,000 SciFact documents."""
     import gzip

@@ -1,0 +1,405 @@
+"""Collections: documents in the durable store, one index per field, and the search over them.
+
+Write path: encode the texts (outside any lock), commit to the store (durable; this is the
+acknowledgement), then apply the same change to the in-memory indexes under the collection's write
+lock, so a search sees the store and the indexes at one version. Read path: filter -> allowed row ids,
+the sub-searches run concurrently on a thread pool, fusion, offset/limit, documents fetched for the page.
+
+On open a collection loads its index snapshot (checksums verified; DataLoss otherwise) and replays the
+store's changes after the snapshot's watermark, or rebuilds every index from the store when there is
+no snapshot.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ferret.encoders.registry import ModelRegistry
+from ferret.errors import DataLoss, InvalidArgument, NotFound
+from ferret.indexing.fields import FieldIndex, SubSearch, bm25_identity, encoder_identity, field_index
+from ferret.indexing.filters import Filter, parse_filter
+from ferret.indexing.fusion import RRF, Fusion, SourceHits, SourceScore, check_weights, fuse
+from ferret.indexing.locks import ReadWriteLock
+from ferret.indexing.schema import PRECOMPUTED, CollectionSchema
+from ferret.indexing.snapshot import Manifest, load_snapshot, publish_snapshot, remove_snapshots
+from ferret.indexing.store import Document, DocumentStore, StoredDocument, WriteResult
+
+log = logging.getLogger(__name__)
+
+MAX_LIMIT = 10_000
+MAX_SUBSEARCHES = 16
+REBUILD_BATCH = 2048
+
+
+@dataclass(frozen=True)
+class Query:
+    searches: Sequence[SubSearch]
+    fusion: Fusion = RRF()
+    filter: Filter | Mapping[str, Any] | None = None
+    limit: int = 10
+    offset: int = 0
+    with_text: bool = False
+    with_metadata: bool = False
+
+
+@dataclass
+class Hit:
+    id: str
+    score: float  # fused score; with a single sub-search, that source's own score
+    sources: dict[str, SourceScore]
+    text: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass
+class QueryResult:
+    version: int
+    hits: list[Hit] = field(default_factory=list)
+
+
+def _check_limit(what: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or not low <= value <= MAX_LIMIT:
+        raise InvalidArgument(f"{what} must be an integer in {low}..{MAX_LIMIT}, got {value!r}")
+
+
+class Collection:
+    """One collection. Thread-safe; use `CollectionManager` to create, open and drop collections."""
+
+    def __init__(
+        self,
+        store: DocumentStore,
+        name: str,
+        registry: ModelRegistry,
+        index_root: Path,
+        executor: Executor | None = None,
+    ):
+        self.store, self.name, self.index_root = store, name, Path(index_root)
+        record = store.collection(name)
+        self.schema = record.schema
+        self.version = 0  # the store version the indexes reflect
+        self._registry = registry
+        self._executor = executor
+        self._lock = ReadWriteLock()
+        self._fields: dict[str, FieldIndex] = {}
+        with self._lock.write():
+            self._open()
+
+    # -- opening, snapshots, rebuilds -----------------------------------------------------------------
+
+    def _new_fields(self) -> dict[str, FieldIndex]:
+        return {
+            f.name: field_index(f, self.schema, self._registry)
+            for f in (*self.schema.dense, *self.schema.sparse)
+        }
+
+    def _identities(self) -> dict[str, dict[str, str]]:
+        return {name: {"kind": type(fi).__name__, **fi.identity} for name, fi in self._fields.items()}
+
+    def _open(self) -> None:
+        self._fields = self._new_fields()
+        manifest = load_snapshot(self.index_root)  # DataLoss propagates: never serve a corrupt index
+        if manifest is not None and manifest.fields == self._identities():
+            for name, fi in self._fields.items():
+                fi.load(manifest.directory / name)
+            self.version = manifest.watermark
+            self._catch_up()
+        else:
+            if manifest is not None:
+                log.warning(
+                    "collection %r: snapshot fields %s differ from the schema; rebuilding from the store",
+                    self.name,
+                    manifest.fields,
+                )
+            self._rebuild_from_store()
+
+    def _catch_up(self) -> None:
+        changes = self.store.changes_since(self.name, self.version)
+        for fi in self._fields.values():
+            fi.delete(changes.removed)
+            fi.add(changes.added)
+        self.version = changes.version
+
+    def _rebuild_from_store(self) -> None:
+        self._fields = self._new_fields()
+        self.version = self.store.version(self.name)  # no writer runs during a rebuild: we hold the lock
+        for batch in self.store.live_documents(self.name, REBUILD_BATCH):
+            for fi in self._fields.values():
+                fi.add(batch)
+
+    def rebuild(self) -> None:
+        """Forget the snapshots and rebuild every index from the store (the recovery from DataLoss)."""
+        with self._lock.write():
+            remove_snapshots(self.index_root)
+            self._rebuild_from_store()
+
+    def snapshot(self) -> Manifest:
+        """Publish the indexes as the current snapshot (atomic, checksummed); writes wait meanwhile."""
+        with self._lock.read():
+            return publish_snapshot(
+                self.index_root,
+                self.version,
+                self._identities(),
+                {name: fi.save for name, fi in self._fields.items()},
+            )
+
+    # -- writes ---------------------------------------------------------------------------------------
+
+    def upsert(self, documents: Sequence[Document], meta: Mapping[str, str] | None = None) -> WriteResult:
+        """Insert or replace documents; returns once they are durable (and searchable)."""
+        documents = list(documents)
+        if not documents:
+            raise InvalidArgument("an upsert needs at least one document")
+        texts = [d.text if isinstance(d.text, str) else "" for d in documents]
+        computed: dict[str, list[Any]] = {}
+        for name, fi in self._fields.items():
+            supplied = [d.id for d in documents if name in d.vectors]
+            if fi.field.encoder != PRECOMPUTED and supplied:
+                raise InvalidArgument(
+                    f"field {name!r} is computed by encoder {fi.field.encoder!r}; do not send "
+                    f"vectors for it (documents {supplied[:3]})"
+                )
+            vectors = fi.encode(texts)
+            if vectors is not None:
+                computed[name] = vectors
+        if computed:
+            documents = [
+                replace(d, vectors={**d.vectors, **{n: v[i] for n, v in computed.items()}})
+                for i, d in enumerate(documents)
+            ]
+        with self._lock.write():
+            result = self.store.upsert(self.name, documents, meta)
+            self._apply(result)
+        return result
+
+    def _apply(self, result: WriteResult) -> None:
+        """Mirror a committed write into the indexes, reading the rows back in the exact form the store
+        keeps them (validated float32); if that fails the indexes are rebuilt from the store."""
+        try:
+            stored = self.store.rows(result.row_ids, with_vectors=True)
+            added = [stored[int(r)] for r in result.row_ids]
+            for fi in self._fields.values():
+                fi.delete(result.replaced_row_ids)
+                fi.add(added)
+            self.version = result.version
+        except Exception:
+            log.exception("collection %r: index update failed after a committed write; rebuilding", self.name)
+            self._rebuild_from_store()
+            raise
+
+    def delete(self, ids: Sequence[str]) -> WriteResult:
+        with self._lock.write():
+            result = self.store.delete(self.name, ids)
+            try:
+                for fi in self._fields.values():
+                    fi.delete(result.replaced_row_ids)
+                self.version = result.version
+            except Exception:
+                log.exception(
+                    "collection %r: index delete failed after a committed write; rebuilding", self.name
+                )
+                self._rebuild_from_store()
+                raise
+        return result
+
+    # -- reads ----------------------------------------------------------------------------------------
+
+    def get(self, ids: Sequence[str], with_vectors: bool = False) -> list[StoredDocument]:
+        return self.store.get(self.name, ids, with_vectors)
+
+    def count(self) -> int:
+        return self.store.count(self.name)
+
+    def query(self, query: Query) -> QueryResult:
+        """Run the sub-searches (concurrently), fuse, filter, page; hits carry per-source score and rank."""
+        searches = self._check_query(query)
+        condition = query.filter if isinstance(query.filter, Filter | None) else parse_filter(query.filter)
+        with self._lock.read():
+            allowed = self.store.select_rows(self.name, *condition.to_sql()) if condition else None
+            tasks = [(self._fields[s.field], s) for s in searches]
+            if self._executor is not None and len(tasks) > 1:
+                futures = [self._executor.submit(fi.search, s, allowed) for fi, s in tasks]
+                results = [f.result() for f in futures]
+            else:
+                results = [fi.search(s, allowed) for fi, s in tasks]
+            sources = [
+                SourceHits(s.source, ids, scores, s.weight)
+                for s, (ids, scores) in zip(searches, results, strict=True)
+            ]
+            if len(sources) == 1:
+                only = sources[0]
+                fused = [
+                    (int(i), float(sc), {only.name: SourceScore(float(sc), r)})
+                    for r, (i, sc) in enumerate(zip(only.ids.tolist(), only.scores.tolist(), strict=True), 1)
+                ]
+            else:
+                fused = [(h.id, h.score, h.sources) for h in fuse(sources, query.fusion)]
+            page = fused[query.offset : query.offset + query.limit]
+            rows = self.store.rows([p[0] for p in page])
+            version = self.version
+        hits = [
+            Hit(
+                rows[r].id,
+                score,
+                per_source,
+                rows[r].text if query.with_text else None,
+                rows[r].metadata if query.with_metadata else None,
+            )
+            for r, score, per_source in page
+        ]
+        return QueryResult(version, hits)
+
+    def query_batch(self, queries: Sequence[Query]) -> list[QueryResult]:
+        return [self.query(q) for q in queries]
+
+    def _check_query(self, query: Query) -> list[SubSearch]:
+        searches = list(query.searches)
+        if not 1 <= len(searches) <= MAX_SUBSEARCHES:
+            raise InvalidArgument(f"a query needs 1..{MAX_SUBSEARCHES} sub-searches, got {len(searches)}")
+        _check_limit("limit", query.limit, 1)
+        _check_limit("offset", query.offset, 0)
+        if query.limit + query.offset > MAX_LIMIT:
+            raise InvalidArgument(f"limit + offset must be at most {MAX_LIMIT}")
+        for s in searches:
+            self.schema.field(s.field)  # InvalidArgument naming the fields that exist
+            _check_limit(f"limit of sub-search {s.source!r}", s.limit, 1)
+        check_weights([SourceHits(s.source, np.zeros(0, np.int64), np.zeros(0), s.weight) for s in searches])
+        return searches
+
+
+class CollectionManager:
+    """All collections of a data directory: create, drop, list, open by name or alias.
+
+    Layout: `<data_dir>/ferret.db` (the store) and `<data_dir>/indexes/<collection>/` (snapshots).
+    A collection whose snapshot fails its checksum is kept out of service: every access raises that
+    DataLoss until `rebuild(name)` restores it from the store."""
+
+    def __init__(self, data_dir: str | Path, registry: ModelRegistry, max_workers: int = 4):
+        self.data_dir = Path(data_dir)
+        self.store = DocumentStore(self.data_dir / "ferret.db")
+        self.registry = registry
+        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="ferret-search")
+        self._lock = threading.Lock()
+        self._collections: dict[str, Collection] = {}
+        self._failed: dict[str, DataLoss] = {}
+        self._aliases = self.store.aliases()
+        for record in self.store.list_collections():
+            self._open(record.name)
+
+    def _index_root(self, name: str) -> Path:
+        return self.data_dir / "indexes" / name
+
+    def _open(self, name: str) -> None:
+        try:
+            self._collections[name] = Collection(
+                self.store, name, self.registry, self._index_root(name), self._executor
+            )
+            self._failed.pop(name, None)
+        except DataLoss as exc:
+            log.error("collection %r is out of service: %s", name, exc)
+            self._failed[name] = exc
+
+    def create(self, name: str, schema: CollectionSchema | Mapping[str, Any]) -> Collection:
+        """Create a collection; encoder fields take their dimension and identity from the loaded encoder."""
+        if not isinstance(schema, CollectionSchema):
+            schema = CollectionSchema.from_dict(dict(schema))
+        schema = self._resolve(schema)
+        with self._lock:
+            self.store.create_collection(name, schema)
+            shutil.rmtree(self._index_root(name), ignore_errors=True)  # leftovers of a dropped namesake
+            self._open(name)
+            return self._collections[name]
+
+    def _resolve(self, schema: CollectionSchema) -> CollectionSchema:
+        encoders: dict[str, dict[str, str]] = {}
+        dense = []
+        for f in schema.dense:
+            if f.encoder != PRECOMPUTED:
+                encoder = self.registry.get(f.encoder)
+                if encoder.info.kind.value != "dense":
+                    raise InvalidArgument(
+                        f"dense field {f.name!r}: encoder {f.encoder!r} is {encoder.info.kind.value}"
+                    )
+                f = replace(f, dim=encoder.info.dimension)
+                encoders[f.name] = encoder_identity(encoder)
+            dense.append(f)
+        for f in schema.sparse:
+            if f.is_bm25:
+                encoders[f.name] = bm25_identity(f)
+            elif f.encoder != PRECOMPUTED:
+                encoder = self.registry.get(f.encoder)
+                if encoder.info.kind.value != "sparse":
+                    raise InvalidArgument(
+                        f"sparse field {f.name!r}: encoder {f.encoder!r} is {encoder.info.kind.value}"
+                    )
+                encoders[f.name] = encoder_identity(encoder)
+        return CollectionSchema(dense=tuple(dense), sparse=schema.sparse, encoders=encoders)
+
+    def drop(self, name: str) -> None:
+        with self._lock:
+            self.store.drop_collection(name)
+            self._collections.pop(name, None)
+            self._failed.pop(name, None)
+            self._aliases = self.store.aliases()
+            shutil.rmtree(self._index_root(name), ignore_errors=True)
+
+    def list(self) -> list[str]:
+        return sorted([*self._collections, *self._failed])
+
+    def resolve(self, name: str) -> str:
+        """The collection a name or alias refers to."""
+        return self._aliases.get(name, name)
+
+    def get(self, name: str) -> Collection:
+        target = self.resolve(name)
+        collection = self._collections.get(target)
+        if collection is not None:
+            return collection
+        if target in self._failed:
+            raise self._failed[target]
+        raise NotFound(f"collection {name!r} does not exist; collections: {', '.join(self.list()) or 'none'}")
+
+    def update_aliases(
+        self, set_aliases: Mapping[str, str] | None = None, delete_aliases: Sequence[str] = ()
+    ) -> None:
+        """Apply alias changes atomically: a request resolves either all old or all new targets."""
+        with self._lock:
+            self.store.update_aliases(set_aliases, delete_aliases)
+            self._aliases = self.store.aliases()  # one reference swap: readers see old or new, never a mix
+
+    def aliases(self) -> dict[str, str]:
+        return dict(self._aliases)
+
+    def rebuild(self, name: str) -> Collection:
+        """Rebuild a collection's indexes from the store (e.g. after DataLoss on its snapshot)."""
+        target = self.resolve(name)
+        with self._lock:
+            if target in self._failed:
+                remove_snapshots(self._index_root(target))
+                self._open(target)
+            else:
+                self.get(target).rebuild()
+        return self.get(target)
+
+    def snapshot_all(self) -> None:
+        for collection in list(self._collections.values()):
+            collection.snapshot()
+
+    def close(self, snapshot: bool = True) -> None:
+        """Publish snapshots (fast restarts) and close the store."""
+        if snapshot:
+            self.snapshot_all()
+        self._executor.shutdown(wait=True)
+        self.store.close()
+
+
+# SubSearch lives with the field indexes; it is part of this module's query API too.
+__all__ = ["Collection", "CollectionManager", "Hit", "Query", "QueryResult", "SubSearch"]
