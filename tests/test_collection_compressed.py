@@ -17,7 +17,7 @@ from ferret.errors import DataLoss, FailedPrecondition, InvalidArgument, NotFoun
 from ferret.indexing.collection import CollectionManager, Query, SubSearch
 from ferret.indexing.schema import COMPRESSED_FIELD
 from ferret.indexing.store import Document, unpack_compressed
-from ferret.testing.random_arc import CORPUS, DECODER_DIM, build_tiny_arc, tiny_llama_decoder
+from ferret.testing.random_arc import CORPUS, DECODER_DIM, tiny_llama_decoder
 
 ARC = "arc-tiny"
 FACTOR = 4
@@ -31,15 +31,8 @@ TEXTS = {
 
 
 @pytest.fixture(scope="module")
-def arc_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("arc")
-    build_tiny_arc(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def registry(arc_dir):
-    return ModelRegistry.from_configs([ModelConfig(ARC, "arc-encoder", str(arc_dir),
+def registry(tiny_arc_dir):
+    return ModelRegistry.from_configs([ModelConfig(ARC, "arc-encoder", str(tiny_arc_dir),
                                                    {"decoders": ["llama", "mistral"], "device": "cpu"})])
 
 
@@ -154,10 +147,10 @@ def test_a_damaged_stored_representation_is_data_loss():
         unpack_compressed(np.array([9, 4, 3, 2], "<u4").tobytes() + b"\0" * 4)
 
 
-def test_acceptance_retrieve_splice_generate(manager, registry, arc_dir):
+def test_acceptance_retrieve_splice_generate(manager, registry, tiny_arc_dir):
     """Retrieve with compressed vectors, splice them into a decoder's inputs_embeds, generate; the document
     takes x times fewer prompt positions than its tokens."""
-    decoder, tokenizer = tiny_llama_decoder(arc_dir)
+    decoder, tokenizer = tiny_llama_decoder(tiny_arc_dir)
     question = "\nQuestion: what does the encoder pool?\nAnswer:"
     (hit,) = manager.get("docs").query(bm25_query("encoder decoder hidden size projector", limit=1,
                                                   compressed_for="llama", with_text=True)).hits

@@ -19,7 +19,7 @@ from ferret.proto.ferret.v1 import compress_pb2 as pb
 from ferret.proto.ferret.v1 import compress_pb2_grpc as pb_grpc
 from ferret.server.app import ServerThread
 from ferret.server.config import load_config
-from ferret.testing.random_arc import CORPUS, DECODER_DIM, build_tiny_arc, tiny_llama_decoder
+from ferret.testing.random_arc import CORPUS, DECODER_DIM, tiny_llama_decoder
 
 TEXTS = [
     "Pooled queries attend to every unpooled token.",
@@ -32,19 +32,12 @@ OPTIONS = {"decoders": ["llama", "mistral"], "device": "cpu", "dtype": "fp32"}
 
 
 @pytest.fixture(scope="module")
-def arc_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("arc")
-    build_tiny_arc(path)
-    return path
+def encoder(tiny_arc_dir):
+    return load_model(ModelConfig(name="arc-tiny", family="arc-encoder", path=str(tiny_arc_dir), options=OPTIONS))
 
 
 @pytest.fixture(scope="module")
-def encoder(arc_dir):
-    return load_model(ModelConfig(name="arc-tiny", family="arc-encoder", path=str(arc_dir), options=OPTIONS))
-
-
-@pytest.fixture(scope="module")
-def server(arc_dir, tmp_path_factory):
+def server(tiny_arc_dir, tmp_path_factory):
     config = tmp_path_factory.mktemp("config") / "ferret.toml"
     config.write_text(f"""
 [server]
@@ -53,7 +46,7 @@ port = 0
 
 [models.arc-tiny]
 family = "arc-encoder"
-path = "{arc_dir}"
+path = "{tiny_arc_dir}"
 options = {{ decoders = ["llama", "mistral"], device = "cpu", dtype = "fp32" }}
 
 [models.bm25]
@@ -153,8 +146,8 @@ def test_concurrent_requests_share_batches_without_mixing_results(client, encode
             assert got.m == want.m and np.abs(got.vectors - want.vectors).max() <= 1e-5
 
 
-def test_client_result_splices_into_a_decoder(client, arc_dir):
-    decoder, tokenizer = tiny_llama_decoder(arc_dir)
+def test_client_result_splices_into_a_decoder(client, tiny_arc_dir):
+    decoder, tokenizer = tiny_llama_decoder(tiny_arc_dir)
     (compressed,) = client.compress([CORPUS * 2], decoder="llama").texts
     prompt = splice_compressed(decoder, tokenizer, [["Document: ", compressed, "\nAnswer:"]])
     assert prompt.compressed_positions.sum().item() == compressed.m + 1
