@@ -70,6 +70,7 @@ def stub(server):
 
 
 def test_list_models_describes_the_compressor(client):
+    assert client.health("ferret.v1.CompressService") == "SERVING"
     arc = {m.name: m for m in client.list_models()}["arc-tiny"]
     assert arc.kind is EncoderKind.COMPRESSOR and arc.family == "arc-encoder"
     assert arc.dimension == DECODER_DIM and arc.max_length == 32_768
