@@ -75,11 +75,15 @@ class CompressResult:
     request_id: str = ""
 
 
+def compressed_text(message: compress_pb2.CompressedText, pooling_factor: int, decoder: str) -> CompressedText:
+    """A float32 `CompressedText` (ready for `splice_compressed`) from its wire form."""
+    return CompressedText(vectors=from_message(message.vectors), num_tokens=message.num_tokens,
+                          pooling_factor=pooling_factor, decoder=decoder,
+                          continuation=from_message(message.continuation))
+
+
 def _compressed(response: compress_pb2.CompressResponse) -> CompressResult:
-    texts = [CompressedText(vectors=from_message(t.vectors), num_tokens=t.num_tokens,
-                            pooling_factor=response.pooling_factor, decoder=response.decoder,
-                            continuation=from_message(t.continuation))
-             for t in response.texts]
+    texts = [compressed_text(t, response.pooling_factor, response.decoder) for t in response.texts]
     return CompressResult(response.model, response.decoder, response.pooling_factor, texts,
                           Timing.from_proto(response.timing), response.tokens, response.request_id)
 

@@ -15,7 +15,7 @@ from ferret.proto.ferret.v1 import encoder_pb2
 from ferret.server.encoder_service import encode_batched, find_model, ordered_stream
 from ferret.server.errors import rpc
 from ferret.server.state import ServerState
-from ferret.tensors import to_message, wire_dtype
+from ferret.tensors import WireDtype, to_message, wire_dtype
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["CompressService"].full_name
 
@@ -28,6 +28,13 @@ class CompressCall:
     options: EncodeOptions
     pooling_factor: int
     decoder: str
+
+
+def compressed_message(compressed: CompressedText, dtype: WireDtype) -> pb.CompressedText:
+    """The wire form of a text compressed for a decoder (also what a collection hit carries)."""
+    return pb.CompressedText(vectors=to_message(compressed.vectors, dtype), m=compressed.m,
+                             num_tokens=compressed.num_tokens, continuation=to_message(compressed.continuation, dtype),
+                             continuation_index=compressed.continuation_index)
 
 
 class CompressServicer(pb_grpc.CompressServiceServicer):
@@ -55,11 +62,7 @@ class CompressServicer(pb_grpc.CompressServiceServicer):
 
         encoded = await encode_batched(self.state, encoder, "compress", run, call, request.texts, call.options,
                                        context)
-        texts = await self.state.in_thread(
-            lambda: [pb.CompressedText(vectors=to_message(c.vectors, dtype), m=c.m, num_tokens=c.num_tokens,
-                                       continuation=to_message(c.continuation, dtype),
-                                       continuation_index=c.continuation_index)
-                     for c in encoded.results])
+        texts = await self.state.in_thread(lambda: [compressed_message(c, dtype) for c in encoded.results])
         return pb.CompressResponse(model=encoder.info.name, decoder=decoder, pooling_factor=factor, texts=texts,
                                    timing=encoded.timing, tokens=encoded.tokens, request_id=request.request_id)
 
