@@ -29,6 +29,7 @@ proto: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/embed_throughput.py
+	$(PY) bench/compress_throughput.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -79,3 +79,13 @@ def ferret_client(ferret_server):
 
     with Client(ferret_server.address) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def tiny_arc_dir(tmp_path_factory):
+    """A tiny random ARC-Encoder checkpoint with its tokenizer (decoders "0" and "1", hidden size 32)."""
+    from ferret.testing.random_arc import build_tiny_arc
+
+    path = tmp_path_factory.mktemp("arc")
+    build_tiny_arc(path)
+    return path

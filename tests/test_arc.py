@@ -8,34 +8,21 @@ import math
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_file
 
 from ferret.client.arc import splice_compressed
 from ferret.encoders.arc import ArcEncoder, CompressedText, compressed_length, pooling_groups
 from ferret.encoders.base import EncodeOptions, EncoderError, EncoderKind, ModelLoadError
 from ferret.encoders.registry import ModelConfig, load_model
-
-TINY = {
-    "model_args": {
-        "dim": 64, "n_layers": 5, "head_dim": 16, "hidden_dim": 96, "n_heads": 4, "n_kv_heads": 2,
-        "norm_eps": 1e-5, "vocab_size": 400, "rope_theta": 10000.0, "max_batch_size": 1,
-    },
-    "embedder_args": {
-        "causal_embedder": False, "compress_rates": [-8], "n_truncated_layers": 2,
-        "pooling_module": {"pool_type": "mean_pooled_queries", "where": "before"},
-        "trained_layers": 3, "train_embedding_mtx": True, "rec_tok": True, "cont_tok": True,
-    },
-    "bridge_args": {"bridge_type": "multi_module", "in_dim": 64, "hidden_dim": 24, "out_dim": 32},
-    "empty_init": 2,
-}
-KEPT_LAYERS = 3
-DECODER_DIM = 32
-CORPUS = (
-    "Compressed context lets a decoder read long retrieved passages for a fraction of the prefill cost. "
-    "The encoder reads every token of a passage without a causal mask and pools contiguous groups of tokens "
-    "into fewer vectors, which a small projector maps into the hidden size of the decoder model. "
-    "Scientific claims about proteins, cells, vaccines and randomized trials fill the corpus of SciFact. "
+from ferret.testing.random_arc import (
+    CORPUS,
+    DECODER_DIM,
+    KEPT_LAYERS,
+    TINY_CONFIG,
+    build_tiny_arc,
+    tiny_llama_decoder,
+    write_checkpoint,
 )
+
 TEXTS = [
     "Pooled queries attend to every unpooled token.",
     "A",
@@ -44,59 +31,10 @@ TEXTS = [
 ]
 
 
-def _train_tokenizer(path) -> None:
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-
-    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    trainer = trainers.BpeTrainer(vocab_size=380, special_tokens=["<unk>", "<s>", "</s>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tokenizer.train_from_iterator([CORPUS] * 4, trainer)
-    tokenizer.save(str(path / "tokenizer.json"))
-
-
-def _random_checkpoint(config: dict, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Hub tensor names with random weights (Llama-like embedding scale, 1/sqrt(fan-in) linear maps)."""
-    gen = torch.Generator().manual_seed(seed)
-    model, bridge = config["model_args"], config["bridge_args"]
-    dim, hd = model["dim"], model["head_dim"]
-
-    def linear(out_dim: int, in_dim: int) -> torch.Tensor:
-        return torch.randn(out_dim, in_dim, generator=gen) / math.sqrt(in_dim)
-
-    tensors = {"embedder.tok_embeddings.weight": 0.02 * torch.randn(model["vocab_size"], dim, generator=gen)}
-    for i in range(model["n_layers"] - config["embedder_args"]["n_truncated_layers"]):
-        p = f"embedder.layers.{i}."
-        tensors[p + "attention.wq.weight"] = linear(model["n_heads"] * hd, dim)
-        tensors[p + "attention.wk.weight"] = linear(model["n_kv_heads"] * hd, dim)
-        tensors[p + "attention.wv.weight"] = linear(model["n_kv_heads"] * hd, dim)
-        tensors[p + "attention.wo.weight"] = linear(dim, model["n_heads"] * hd)
-        tensors[p + "feed_forward.w1.weight"] = linear(model["hidden_dim"], dim)
-        tensors[p + "feed_forward.w2.weight"] = linear(dim, model["hidden_dim"])
-        tensors[p + "feed_forward.w3.weight"] = linear(model["hidden_dim"], dim)
-        tensors[p + "attention_norm.weight"] = 1 + 0.1 * torch.randn(dim, generator=gen)
-        tensors[p + "ffn_norm.weight"] = 1 + 0.1 * torch.randn(dim, generator=gen)
-    for j in range(config["empty_init"]):
-        tensors[f"embedder.cont_tok.{j}.weight"] = torch.randn(1, dim, generator=gen)
-        tensors[f"embedder.rec_tok.{j}.weight"] = torch.randn(1, dim, generator=gen)
-        tensors[f"bridge_module.{j}.layer1.weight"] = linear(bridge["hidden_dim"], dim)
-        tensors[f"bridge_module.{j}.layer2.weight"] = linear(bridge["out_dim"], bridge["hidden_dim"])
-    return tensors
-
-
-def _write_checkpoint(path, config: dict, tensors: dict[str, torch.Tensor]) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "config.json").write_text(json.dumps(config))
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path / "model.safetensors"))
-
-
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("arc")
-    tensors = _random_checkpoint(TINY)
-    _write_checkpoint(path, TINY, tensors)
-    _train_tokenizer(path)
-    return path, tensors
+    return path, build_tiny_arc(path)
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +55,7 @@ def _reference_groups(n: int, factor: int) -> list[np.ndarray]:
 
 def _reference_compress(tensors, ids: list[int], factor: int, decoder: int,
                         query_positions: str = "pooled") -> tuple[np.ndarray, np.ndarray]:
-    model = TINY["model_args"]
+    model = TINY_CONFIG["model_args"]
     t = {k: v.double() for k, v in tensors.items()}
     heads, kv_heads, hd, eps = model["n_heads"], model["n_kv_heads"], model["head_dim"], model["norm_eps"]
     # Rotation angles in float32, as the original computes them: at position ~150 a float64 angle differs
@@ -224,7 +162,7 @@ def test_project_later_equals_projecting_now(encoder):
     direct = encoder.compress(TEXTS[:3], EncodeOptions(), decoder="llama")
     for r, d in zip(raw, direct, strict=True):
         assert r.decoder is None and r.continuation is None
-        assert r.vectors.shape[1] == TINY["model_args"]["dim"]
+        assert r.vectors.shape[1] == TINY_CONFIG["model_args"]["dim"]
         projected = encoder.project(r, "llama")
         np.testing.assert_allclose(projected.vectors, d.vectors, atol=1e-5)
         np.testing.assert_allclose(projected.continuation, encoder.continuation("llama"), atol=0)
@@ -253,7 +191,7 @@ def test_bad_checkpoint_fails_at_load_naming_tensors(checkpoint, tmp_path, damag
         tensors["embedder.norm.weight"] = torch.ones(64)
     else:
         tensors["bridge_module.1.layer2.weight"] = torch.zeros(31, 24)
-    _write_checkpoint(tmp_path, TINY, tensors)
+    write_checkpoint(tmp_path, TINY_CONFIG, tensors)
     config = ModelConfig(name="broken", family="arc-encoder", path=str(tmp_path),
                          options={"tokenizer": str(path), "device": "cpu"})
     with pytest.raises(ModelLoadError, match="broken") as err:
@@ -263,27 +201,17 @@ def test_bad_checkpoint_fails_at_load_naming_tensors(checkpoint, tmp_path, damag
 
 def test_unsupported_config_fails_at_load(checkpoint, tmp_path):
     path, tensors = checkpoint
-    causal = json.loads(json.dumps(TINY))
+    causal = json.loads(json.dumps(TINY_CONFIG))
     causal["embedder_args"]["causal_embedder"] = True
-    _write_checkpoint(tmp_path, causal, tensors)
+    write_checkpoint(tmp_path, causal, tensors)
     with pytest.raises(ModelLoadError, match="causal_embedder must be false"):
         load_model(ModelConfig(name="causal", family="arc-encoder", path=str(tmp_path),
                                options={"tokenizer": str(path)}))
 
 
 def test_generate_with_spliced_compressed_context(encoder, checkpoint):
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
     path, _ = checkpoint
-    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(path / "tokenizer.json"), bos_token="<s>",
-                                        eos_token="</s>", unk_token="<unk>")
-    torch.manual_seed(0)
-    decoder = LlamaForCausalLM(LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=DECODER_DIM, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.eos_token_id,
-    )).eval()
+    decoder, tokenizer = tiny_llama_decoder(path)
     document = CORPUS * 2
     question = "\nQuestion: what does the encoder pool?\nAnswer:"
     factor = 8
@@ -350,8 +278,8 @@ def test_token_budget_batches_keep_text_order(encoder):
 
 def test_decoder_count_from_names_when_config_lacks_it(checkpoint, tmp_path):
     path, tensors = checkpoint
-    config = {k: v for k, v in TINY.items() if k != "empty_init"}
-    _write_checkpoint(tmp_path, config, tensors)
+    config = {k: v for k, v in TINY_CONFIG.items() if k != "empty_init"}
+    write_checkpoint(tmp_path, config, tensors)
     options = {"tokenizer": str(path), "device": "cpu"}
     with pytest.raises(ModelLoadError, match="unexpected tensors bridge_module.1.layer1.weight"):
         load_model(ModelConfig(name="one", family="arc-encoder", path=str(tmp_path), options=options))

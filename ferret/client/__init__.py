@@ -19,9 +19,11 @@ import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from ferret.encoders.base import EncoderKind, ModelInfo, Side, SparseVector
+from ferret.encoders.base import CompressedText, EncoderKind, ModelInfo, Side, SparseVector
+from ferret.proto.ferret.v1 import compress_pb2, compress_pb2_grpc
 from ferret.proto.ferret.v1 import encoder_pb2 as pb
 from ferret.proto.ferret.v1 import encoder_pb2_grpc as pb_grpc
+from ferret.tensors import PROTO_DTYPES, WireDtype, from_message
 
 DEFAULT_MAX_MESSAGE_MB = 256
 _SIDES = {None: pb.SIDE_UNSPECIFIED, "query": pb.SIDE_QUERY, "document": pb.SIDE_DOCUMENT,
@@ -61,6 +63,38 @@ class SparseResult:
     token_count: int
 
 
+@dataclass(frozen=True)
+class CompressResult:
+    model: str
+    decoder: str
+    pooling_factor: int
+    # One per text, float32 whatever the wire dtype: each plugs into `ferret.client.arc.splice_compressed`.
+    texts: list[CompressedText]
+    timing: Timing
+    tokens: int
+    request_id: str = ""
+
+
+def compressed_text(message: compress_pb2.CompressedText, pooling_factor: int, decoder: str) -> CompressedText:
+    """A float32 `CompressedText` (ready for `splice_compressed`) from its wire form."""
+    return CompressedText(vectors=from_message(message.vectors), num_tokens=message.num_tokens,
+                          pooling_factor=pooling_factor, decoder=decoder,
+                          continuation=from_message(message.continuation))
+
+
+def _compressed(response: compress_pb2.CompressResponse) -> CompressResult:
+    texts = [compressed_text(t, response.pooling_factor, response.decoder) for t in response.texts]
+    return CompressResult(response.model, response.decoder, response.pooling_factor, texts,
+                          Timing.from_proto(response.timing), response.tokens, response.request_id)
+
+
+def _compress_request(texts: Sequence[str], model: str, pooling_factor: int | None, decoder: str | None,
+                      dtype: str | WireDtype, truncate: bool, request_id: str = "") -> compress_pb2.CompressRequest:
+    return compress_pb2.CompressRequest(model=model, texts=list(texts), pooling_factor=pooling_factor or 0,
+                                        decoder=decoder or "", dtype=PROTO_DTYPES[WireDtype(dtype)],
+                                        truncate=_truncate(truncate), request_id=request_id)
+
+
 def decode_matrix(matrix: pb.DenseMatrix) -> np.ndarray:
     return np.frombuffer(matrix.data, dtype="<f4").reshape(matrix.rows, matrix.dim)
 
@@ -91,6 +125,7 @@ class Client:
         self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
         self.timeout = timeout
         self._encoder = pb_grpc.EncoderServiceStub(self._channel)
+        self._compress = compress_pb2_grpc.CompressServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
     def _call(self, method, request, timeout: float | None):
@@ -124,6 +159,26 @@ class Client:
                    for e in response.embeddings]
         return SparseResult(response.model, vectors, [list(e.tokens) for e in response.embeddings],
                             Timing.from_proto(response.timing), response.tokens)
+
+    def compress(self, texts: Sequence[str], model: str = "", pooling_factor: int | None = None,
+                 decoder: str | None = None, dtype: str | WireDtype = WireDtype.FLOAT32, truncate: bool = True,
+                 timeout: float | None = None) -> CompressResult:
+        """Each text as m = ceil(n / pooling_factor) vectors plus `<Cont>` in `decoder`'s hidden size.
+
+        `dtype` is what travels ("float32", "bfloat16", "float16"); the vectors come back as float32 arrays.
+        None for `pooling_factor` / `decoder` means the model's default.
+        """
+        request = _compress_request(texts, model, pooling_factor, decoder, dtype, truncate)
+        return _compressed(self._call(self._compress.Compress, request, timeout))
+
+    def compress_stream(self, batches: Iterable[Sequence[str]], model: str = "", pooling_factor: int | None = None,
+                        decoder: str | None = None, dtype: str | WireDtype = WireDtype.FLOAT32,
+                        timeout: float | None = None) -> Iterator[CompressResult]:
+        """Bulk compression over one stream: one result per batch, in order (`request_id` is the batch number)."""
+        requests = (_compress_request(b, model, pooling_factor, decoder, dtype, True, request_id=str(i))
+                    for i, b in enumerate(batches))
+        for response in self._compress.CompressStream(requests, timeout=timeout, metadata=self._metadata):
+            yield _compressed(response)
 
     def tokenize(self, texts: Sequence[str], model: str = "", side: str | Side | None = None,
                  instruction: str = "", return_tokens: bool = False,

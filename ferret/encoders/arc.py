@@ -31,12 +31,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ferret.encoders.base import (
+    CompressedText,
     EncodeOptions,
     Encoder,
     EncoderError,
     EncoderKind,
     ModelInfo,
     ModelLoadError,
+    Side,
 )
 
 # `max_len_4_oom` of the reference pipeline: longer texts are truncated (or rejected when truncate=False).
@@ -388,31 +390,6 @@ def _listing(names: list[str], limit: int = 12) -> str:
     return f"{shown} (+{len(names) - limit} more)" if len(names) > limit else shown
 
 
-@dataclass
-class CompressedText:
-    """One text compressed: the vectors that replace its tokens, then where `<Cont>` goes.
-
-    A decoder prompt gets the m rows of `vectors` in order, immediately followed by `continuation` (row
-    `continuation_index` = m of the spliced block; `ferret.client.arc.splice_compressed` does this).
-    Encoder-space results (project=False) carry no continuation, because it depends on the decoder;
-    `ArcEncoder.continuation(decoder)` gives it.
-    """
-
-    vectors: np.ndarray  # float32 [m, dim]
-    num_tokens: int  # n: tokens of the text (after truncation) that the m vectors replace
-    pooling_factor: int
-    decoder: str | None  # None: encoder space, before any projector
-    continuation: np.ndarray | None  # float32 [dim], decoder space
-
-    @property
-    def m(self) -> int:
-        return int(self.vectors.shape[0])
-
-    @property
-    def continuation_index(self) -> int:
-        return self.m
-
-
 class ArcEncoder(Encoder):
     """An ARC-Encoder checkpoint served as a COMPRESSOR.
 
@@ -466,6 +443,7 @@ class ArcEncoder(Encoder):
             kind=EncoderKind.COMPRESSOR,
             max_length=MAX_TOKENS,
             dimension=arch.decoder_dim,
+            sides=(Side.DOCUMENT,),  # it compresses context passages; there is no query side
             extra={
                 "pooling_factor": str(self.pooling_factor),
                 "decoders": ",".join(self.decoders),

@@ -29,6 +29,10 @@ class EncoderKind(StrEnum):
     COMPRESSOR = "compressor"
 
 
+# The RPC that serves each kind, for messages that redirect a caller who picked the wrong one.
+RPC_OF_KIND = {EncoderKind.DENSE: "Embed", EncoderKind.SPARSE: "EmbedSparse", EncoderKind.COMPRESSOR: "Compress"}
+
+
 class EncoderError(InvalidArgument):
     """Bad input for an encoder (too long, wrong side, bad dimension...)."""
 
@@ -75,6 +79,31 @@ class SparseVector:
         self.values = np.asarray(self.values, dtype=np.float32)
 
 
+@dataclass
+class CompressedText:
+    """One text compressed: the vectors that replace its tokens, then where `<Cont>` goes.
+
+    A decoder prompt gets the m rows of `vectors` in order, immediately followed by `continuation` (row
+    `continuation_index` = m of the spliced block; `ferret.client.arc.splice_compressed` does this).
+    Encoder-space results (project=False) carry no continuation, because it depends on the decoder;
+    `ArcEncoder.continuation(decoder)` gives it.
+    """
+
+    vectors: np.ndarray  # float32 [m, dim]
+    num_tokens: int  # n: tokens of the text (after truncation) that the m vectors replace
+    pooling_factor: int
+    decoder: str | None  # None: encoder space, before any projector
+    continuation: np.ndarray | None  # float32 [dim], decoder space
+
+    @property
+    def m(self) -> int:
+        return int(self.vectors.shape[0])
+
+    @property
+    def continuation_index(self) -> int:
+        return self.m
+
+
 class Encoder(ABC):
     """Base of every encoder. Subclasses implement `token_ids` and one of `embed` / `embed_sparse`."""
 
@@ -105,11 +134,15 @@ class Encoder(ABC):
 
     def embed(self, texts: list[str], options: EncodeOptions) -> np.ndarray:
         """Dense vectors, float32 [len(texts), dim]."""
-        raise EncoderError(f"model {self.info.name!r} is {self.info.kind.value}, not dense; use EmbedSparse")
+        raise EncoderError(
+            f"model {self.info.name!r} is {self.info.kind.value}, not dense; use {RPC_OF_KIND[self.info.kind]}"
+        )
 
     def embed_sparse(self, texts: list[str], options: EncodeOptions) -> list[SparseVector]:
         """Sparse vectors over the model's vocabulary."""
-        raise EncoderError(f"model {self.info.name!r} is {self.info.kind.value}, not sparse; use Embed")
+        raise EncoderError(
+            f"model {self.info.name!r} is {self.info.kind.value}, not sparse; use {RPC_OF_KIND[self.info.kind]}"
+        )
 
     def decode_tokens(self, ids: np.ndarray) -> list[str]:
         """Vocabulary strings of token ids (for EmbedSparse's optional tokens)."""

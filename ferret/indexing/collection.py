@@ -23,13 +23,15 @@ from typing import Any
 
 import numpy as np
 
+from ferret.encoders.base import CompressedText, EncoderKind
 from ferret.encoders.registry import ModelRegistry
-from ferret.errors import DataLoss, InvalidArgument, NotFound
+from ferret.errors import DataLoss, FailedPrecondition, InvalidArgument, NotFound
+from ferret.indexing.compression import DocumentCompressor
 from ferret.indexing.fields import FieldIndex, SubSearch, bm25_identity, encoder_identity, field_index
 from ferret.indexing.filters import Filter, parse_filter
 from ferret.indexing.fusion import RRF, Fusion, SourceHits, SourceScore, check_weights, fuse
 from ferret.indexing.locks import ReadWriteLock
-from ferret.indexing.schema import PRECOMPUTED, CollectionSchema
+from ferret.indexing.schema import COMPRESSED_FIELD, PRECOMPUTED, CollectionSchema
 from ferret.indexing.snapshot import Manifest, load_snapshot, publish_snapshot, remove_snapshots
 from ferret.indexing.store import Document, DocumentStore, StoredDocument, WriteResult
 
@@ -49,6 +51,8 @@ class Query:
     offset: int = 0
     with_text: bool = False
     with_metadata: bool = False
+    # A decoder of the collection's compressor: hits come back with their compressed text projected for it.
+    compressed_for: str | None = None
 
 
 @dataclass
@@ -59,6 +63,7 @@ class Hit:
     text: str | None = None
     metadata: dict[str, Any] | None = None
     version: int = 0  # collection version of the document's last write
+    compressed: CompressedText | None = None  # in the decoder's hidden size, with its <Cont>
 
 
 @dataclass
@@ -91,6 +96,10 @@ class Collection:
         self._executor = executor
         self._lock = ReadWriteLock()
         self._fields: dict[str, FieldIndex] = {}
+        compression = self.schema.compression
+        self._compressor = None if compression is None else DocumentCompressor(
+            compression, self.schema.encoders.get(COMPRESSED_FIELD, {}), registry
+        )
         with self._lock.write():
             self._open()
 
@@ -174,6 +183,10 @@ class Collection:
             vectors = fi.encode(texts)
             if vectors is not None:
                 computed[name] = vectors
+        if self._compressor is not None:
+            if any(COMPRESSED_FIELD in d.vectors for d in documents):
+                raise InvalidArgument("the compressed representation is computed by the collection; do not send it")
+            computed[COMPRESSED_FIELD] = self._compressor.compress([d.id for d in documents], texts)
         if computed:
             documents = [
                 replace(d, vectors={**d.vectors, **{n: v[i] for n, v in computed.items()}})
@@ -225,6 +238,8 @@ class Collection:
     def query(self, query: Query) -> QueryResult:
         """Run the sub-searches (concurrently), fuse, filter, page; hits carry per-source score and rank."""
         searches = self._check_query(query)
+        if query.compressed_for is not None:
+            self._compressor_for_queries().check_decoder(query.compressed_for)
         condition = query.filter if isinstance(query.filter, Filter | None) else parse_filter(query.filter)
         with self._lock.read():
             allowed = self.store.select_rows(self.name, *condition.to_sql()) if condition else None
@@ -248,7 +263,10 @@ class Collection:
                 fused = [(h.id, h.score, h.sources) for h in fuse(sources, query.fusion)]
             page = fused[query.offset : query.offset + query.limit]
             rows = self.store.rows([p[0] for p in page])
+            stored = self.store.compressed([p[0] for p in page]) if query.compressed_for is not None else {}
             version = self.version
+        compressed = dict(zip(stored, self._compressor.project(list(stored.values()), query.compressed_for),
+                              strict=True)) if stored else {}
         hits = [
             Hit(
                 rows[r].id,
@@ -257,6 +275,7 @@ class Collection:
                 rows[r].text if query.with_text else None,
                 rows[r].metadata if query.with_metadata else None,
                 rows[r].version,
+                compressed.get(r),
             )
             for r, score, per_source in page
         ]
@@ -264,6 +283,14 @@ class Collection:
 
     def query_batch(self, queries: Sequence[Query]) -> list[QueryResult]:
         return [self.query(q) for q in queries]
+
+    def _compressor_for_queries(self) -> DocumentCompressor:
+        if self._compressor is None:
+            raise FailedPrecondition(
+                f"collection {self.name!r} keeps no compressed documents; create it with "
+                "compression = {encoder = <an ARC-Encoder model>} to ask for compressed hits"
+            )
+        return self._compressor
 
     def _check_query(self, query: Query) -> list[SubSearch]:
         searches = list(query.searches)
@@ -351,7 +378,19 @@ class CollectionManager:
                         f"sparse field {f.name!r}: encoder {f.encoder!r} is {encoder.info.kind.value}"
                     )
                 encoders[f.name] = encoder_identity(encoder)
-        return CollectionSchema(dense=tuple(dense), sparse=schema.sparse, encoders=encoders)
+        compression = schema.compression
+        if compression is not None:
+            compressor = self.registry.get(compression.encoder)
+            if compressor.info.kind is not EncoderKind.COMPRESSOR:
+                raise InvalidArgument(
+                    f"compression: encoder {compression.encoder!r} is {compressor.info.kind.value}; "
+                    "name an ARC-Encoder (compressor) model"
+                )
+            compression = replace(compression, pooling_factor=compression.pooling_factor or compressor.pooling_factor)
+            encoders[COMPRESSED_FIELD] = encoder_identity(compressor)
+        return CollectionSchema(
+            dense=tuple(dense), sparse=schema.sparse, compression=compression, encoders=encoders
+        )
 
     def drop(self, name: str) -> None:
         with self._lock:

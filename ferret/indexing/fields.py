@@ -59,6 +59,24 @@ def encoder_identity(encoder: Encoder) -> dict[str, str]:
     return identity
 
 
+def guarded_encoder(
+    registry: ModelRegistry, name: str, identity: dict[str, str], user: str
+) -> tuple[Encoder | None, str | None]:
+    """(encoder, None) when `name` is loaded as the model `identity` recorded, else (encoder or None, why
+    not): what `user` (e.g. "field 'emb'") stored was made by that model and only it may add to it."""
+    try:
+        encoder = registry.get(name)
+    except NotFound as exc:
+        return None, f"{user} needs encoder {name!r}, which is not loaded: {exc}"
+    current = encoder_identity(encoder)
+    if current != identity:
+        return encoder, (
+            f"{user} was indexed with encoder {identity} but the server now loads {current} under that "
+            "name; serve the original model or rebuild the collection"
+        )
+    return encoder, None
+
+
 def bm25_identity(field: SparseField) -> dict[str, str]:
     return {"family": "bm25", "k1": repr(float(field.k1)), "b": repr(float(field.b)), "stem": str(field.stem)}
 
@@ -70,20 +88,9 @@ class FieldIndex(ABC):
         self.encoder: Encoder | None = None
         self.unavailable: str | None = None  # why the encoder cannot be used, if it cannot
         if field.encoder not in (PRECOMPUTED, BM25):
-            try:
-                self.encoder = registry.get(field.encoder)
-            except NotFound as exc:
-                self.unavailable = (
-                    f"field {field.name!r} needs encoder {field.encoder!r}, which is not loaded: {exc}"
-                )
-            else:
-                current = encoder_identity(self.encoder)
-                if current != self.identity:
-                    self.unavailable = (
-                        f"field {field.name!r} was indexed with encoder {self.identity} but the "
-                        f"server now loads {current} under that name; serve the original model "
-                        "or rebuild the collection"
-                    )
+            self.encoder, self.unavailable = guarded_encoder(
+                registry, field.encoder, self.identity, f"field {field.name!r}"
+            )
         self.index = self.new_index()
 
     @abstractmethod

@@ -3,6 +3,9 @@
 A field either names an encoder of the `ModelRegistry` (vectors are computed from the document text) or is
 "precomputed" (the caller supplies vectors). A sparse field with encoder "bm25" keeps no vectors: BM25
 weights depend on collection statistics, so its index is built from the text.
+
+Optionally a collection names an ARC-Encoder (`compression`): each document's text is then also kept
+compressed, in encoder space, so that hits can come back ready for a decoder's prompt.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from ferret.errors import InvalidArgument
 PRECOMPUTED = "precomputed"
 BM25 = "bm25"
 METRICS = ("cosine", "ip", "l2")
+# Where the compressed representation is kept among a document's vectors; no field name starts with '@'.
+COMPRESSED_FIELD = "@compressed"
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 
 
@@ -80,9 +85,27 @@ class SparseField:
 
 
 @dataclass(frozen=True)
+class CompressionOption:
+    """Keep every document compressed by ARC-Encoder `encoder` at `pooling_factor` tokens per vector."""
+
+    encoder: str
+    pooling_factor: int = 0  # 0: the model's default, fixed when the collection is created
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.encoder, str) or not self.encoder:
+            raise InvalidArgument("compression needs the name of a compressor model, e.g. {'encoder': 'arc8'}")
+        if isinstance(self.pooling_factor, bool) or not isinstance(self.pooling_factor, int) or self.pooling_factor < 0:
+            raise InvalidArgument(
+                f"compression pooling_factor must be a positive integer (0: the model's default), "
+                f"not {self.pooling_factor!r}"
+            )
+
+
+@dataclass(frozen=True)
 class CollectionSchema:
     dense: tuple[DenseField, ...] = ()
     sparse: tuple[SparseField, ...] = ()
+    compression: CompressionOption | None = None
     # Encoder identity of each encoder-backed field as it was when the collection was created
     # (family, dimension, path...); an index is only queried with the encoder it was built with.
     encoders: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -115,13 +138,15 @@ class CollectionSchema:
     def from_dict(cls, data: dict[str, Any]) -> CollectionSchema:
         """Schema from plain data, e.g. {"dense": [{"name": "emb", "encoder": "all-MiniLM-L6-v2"}],
         "sparse": [{"name": "bm25", "encoder": "bm25"}]}."""
-        unknown = set(data) - {"dense", "sparse", "encoders"}
+        unknown = set(data) - {"dense", "sparse", "compression", "encoders"}
         if unknown:
-            raise InvalidArgument(f"unknown schema keys {sorted(unknown)}; use dense, sparse")
+            raise InvalidArgument(f"unknown schema keys {sorted(unknown)}; use dense, sparse, compression")
+        compression = data.get("compression")
         try:
             return cls(
                 dense=tuple(DenseField(**f) for f in data.get("dense", ())),
                 sparse=tuple(SparseField(**f) for f in data.get("sparse", ())),
+                compression=None if compression is None else CompressionOption(**compression),
                 encoders=dict(data.get("encoders", {})),
             )
         except TypeError as exc:  # unknown or missing keyword of a field

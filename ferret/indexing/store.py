@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from ferret.encoders.base import SparseVector
-from ferret.errors import AlreadyExists, InvalidArgument, NotFound
-from ferret.indexing.schema import CollectionSchema, check_name
+from ferret.encoders.base import CompressedText, SparseVector
+from ferret.errors import AlreadyExists, DataLoss, InvalidArgument, NotFound
+from ferret.indexing.schema import COMPRESSED_FIELD, CollectionSchema, check_name
 
 MAX_BATCH = 10_000
 MAX_ID_LENGTH = 512
@@ -106,6 +106,31 @@ def pack_sparse(vector: SparseVector) -> bytes:
 def unpack_sparse(blob: bytes) -> SparseVector:
     n = len(blob) // 8
     return SparseVector(np.frombuffer(blob, "<u4", n), np.frombuffer(blob, "<f4", n, offset=4 * n))
+
+
+# num_tokens, pooling_factor, m, dim as little-endian uint32, then the m x dim float32 matrix.
+_COMPRESSED_HEADER = np.dtype("<u4")
+
+
+def pack_compressed(compressed: CompressedText) -> bytes:
+    """Encoder-space compressed vectors (before any projector) with what they replace."""
+    if compressed.decoder is not None:
+        raise InvalidArgument(
+            f"a collection keeps compressed vectors before the projector, not ones projected for decoder "
+            f"{compressed.decoder!r}"
+        )
+    vectors = np.ascontiguousarray(compressed.vectors, dtype="<f4")
+    header = np.array([compressed.num_tokens, compressed.pooling_factor, *vectors.shape], _COMPRESSED_HEADER)
+    return header.tobytes() + vectors.tobytes()
+
+
+def unpack_compressed(blob: bytes) -> CompressedText:
+    num_tokens, factor, m, dim = (int(x) for x in np.frombuffer(blob, _COMPRESSED_HEADER, 4))
+    if len(blob) != 16 + 4 * m * dim:
+        raise DataLoss(f"a stored compressed representation of {m}x{dim} floats has {len(blob)} bytes")
+    vectors = np.frombuffer(blob, "<f4", m * dim, offset=16).reshape(m, dim)
+    return CompressedText(vectors=vectors, num_tokens=num_tokens, pooling_factor=factor, decoder=None,
+                          continuation=None)
 
 
 def check_dense(field_name: str, vector: Any, dim: int) -> np.ndarray:
@@ -370,6 +395,19 @@ class DocumentStore:
                 )
         return out
 
+    def compressed(self, row_ids: Sequence[int]) -> dict[int, CompressedText]:
+        """The stored compressed representation of rows (rows without one are left out)."""
+        out: dict[int, CompressedText] = {}
+        with self._lock:
+            for chunk in _chunks([int(r) for r in row_ids], 500):
+                marks = ",".join("?" * len(chunk))
+                for row_id, blob in self._db.execute(
+                    f"SELECT row_id, data FROM vectors WHERE field=? AND row_id IN ({marks})",
+                    (COMPRESSED_FIELD, *chunk),
+                ):
+                    out[row_id] = unpack_compressed(blob)
+        return out
+
     def count(self, collection: str) -> int:
         with self._lock:
             self._record(self._db, collection)
@@ -464,7 +502,7 @@ class DocumentStore:
         metadata = _check_metadata(doc.id, doc.metadata)
         unknown = set(doc.vectors) - {
             f.name for f in (*schema.dense, *schema.sparse) if not getattr(f, "is_bm25", False)
-        }
+        } - ({COMPRESSED_FIELD} if schema.compression else set())
         if unknown:
             raise InvalidArgument(f"document {doc.id!r}: unknown vector fields {sorted(unknown)}")
         blobs = {}
@@ -482,6 +520,11 @@ class DocumentStore:
                     f"document {doc.id!r}: missing a vector for sparse field {sparse.name!r}"
                 )
             blobs[sparse.name] = pack_sparse(check_sparse(sparse.name, doc.vectors[sparse.name]))
+        if schema.compression:
+            compressed = doc.vectors.get(COMPRESSED_FIELD)
+            if not isinstance(compressed, CompressedText):
+                raise InvalidArgument(f"document {doc.id!r}: missing its compressed representation")
+            blobs[COMPRESSED_FIELD] = pack_compressed(compressed)
         return doc.id, doc.text, metadata, blobs
 
     def _documents(self, where: str, params: Sequence[Any], with_vectors: bool) -> list[StoredDocument]:
@@ -506,9 +549,12 @@ class DocumentStore:
                     key = (coll, name)
                     if key not in dense_dims:
                         dense_dims[key] = any(f.name == name for f in schemas[coll].dense)
-                    by_row[row_id].vectors[name] = (
-                        np.frombuffer(blob, "<f4") if dense_dims[key] else unpack_sparse(blob)
-                    )
+                    if name == COMPRESSED_FIELD:
+                        by_row[row_id].vectors[name] = unpack_compressed(blob)
+                    else:
+                        by_row[row_id].vectors[name] = (
+                            np.frombuffer(blob, "<f4") if dense_dims[key] else unpack_sparse(blob)
+                        )
         return docs
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import grpc
 import numpy as np
 
-from ferret.encoders.base import EncodeOptions, Encoder, EncoderKind, ModelInfo, Side, SparseVector
+from ferret.encoders.base import RPC_OF_KIND, EncodeOptions, Encoder, EncoderKind, ModelInfo, Side, SparseVector
 from ferret.errors import InvalidArgument, NotFound
 from ferret.proto.ferret.v1 import encoder_pb2 as pb
 from ferret.proto.ferret.v1 import encoder_pb2_grpc as pb_grpc
@@ -25,6 +26,9 @@ KINDS = {EncoderKind.DENSE: pb.MODEL_KIND_DENSE, EncoderKind.SPARSE: pb.MODEL_KI
 # EmbedStream requests in flight at once per stream: enough to fill batches, bounded so a fast
 # writer cannot queue unbounded work.
 STREAM_WINDOW = 32
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
 
 
 def resolve_side(side: int, info: ModelInfo) -> Side:
@@ -46,69 +50,110 @@ def model_description(info: ModelInfo) -> pb.ModelDescription:
 
 
 @dataclass
-class _Encoded:
+class Encoded:
     results: list
     timing: pb.Timing
     tokens: int
+
+
+def find_model(state: ServerState, name: str, kind: EncoderKind, rpc_name: str) -> Encoder:
+    """The model `name` (empty: the first of `kind`), which must be of `kind` to serve `rpc_name`."""
+    registry = state.models()
+    if not name:
+        for encoder in registry:
+            if encoder.info.kind is kind:
+                return encoder
+        raise NotFound(f"no {kind.value} model is loaded; name one of: {', '.join(registry.names())}")
+    encoder = registry.get(name)
+    if encoder.info.kind is not kind:
+        raise InvalidArgument(f"model {name!r} is {encoder.info.kind.value}; {rpc_name} needs a {kind.value} "
+                              f"model (use {RPC_OF_KIND[encoder.info.kind]} for this one, or pick another model)")
+    return encoder
+
+
+def check_texts(state: ServerState, texts: Sequence[str]) -> None:
+    if not texts:
+        raise InvalidArgument("texts is empty; send at least one text")
+    limit = state.config.batching.max_text_chars
+    for i, text in enumerate(texts):
+        if not text.strip():
+            raise InvalidArgument(f"texts[{i}] is empty; every text needs some content")
+        if len(text) > limit:
+            raise InvalidArgument(f"texts[{i}] has {len(text)} characters, over the server's limit of "
+                                  f"{limit}; split it into passages")
+
+
+async def encode_batched(state: ServerState, encoder: Encoder, call: str,
+                         run: Callable[[Hashable, list[str]], Sequence[Any]], key: Hashable,
+                         texts: Sequence[str], options: EncodeOptions,
+                         context: grpc.aio.ServicerContext) -> Encoded:
+    """Validate, count tokens off the event loop, then run `run(key, texts)` through the model's batcher.
+
+    `call` names the batcher ("{model}/{call}"); `key` holds everything `run` needs besides the texts, so
+    that only requests with equal keys share a batch.
+    """
+    arrived = time.perf_counter_ns()
+    check_texts(state, texts)
+    encoder.check_options(options)
+    info = encoder.info
+    ids = await state.in_thread(encoder.token_ids, list(texts), options)
+    lengths = [len(x) for x in ids]
+    if not options.truncate:
+        for i, n in enumerate(lengths):
+            if n > info.max_length:
+                raise InvalidArgument(f"texts[{i}] is {n} tokens, over the {info.max_length} of model "
+                                      f"{info.name!r}; shorten it or allow truncation")
+    costs = [min(n, info.max_length) for n in lengths]
+    tokenized = time.perf_counter_ns()
+    remaining = context.time_remaining()
+    deadline = None if remaining is None else asyncio.get_running_loop().time() + remaining
+    batcher = state.batcher(f"{info.name}/{call}", run)
+    done = await batcher.submit(key, list(texts), costs, deadline)
+    batches = {t.batch_id: t.inference_ns for _, t in done}
+    timing = pb.Timing(queue_ns=max(t.queue_ns for _, t in done), tokenize_ns=tokenized - arrived,
+                       inference_ns=sum(batches.values()), total_ns=time.perf_counter_ns() - arrived)
+    return Encoded([r for r, _ in done], timing, sum(costs))
+
+
+async def ordered_stream(requests: AsyncIterator[Req],
+                         handle: Callable[[Req], Awaitable[Resp]]) -> AsyncIterator[Resp]:
+    """Responses of a bidirectional stream, in request order.
+
+    Requests are read and handled ahead (up to STREAM_WINDOW) so that they batch together.
+    """
+    in_flight: asyncio.Queue[asyncio.Task | None] = asyncio.Queue(maxsize=STREAM_WINDOW)
+
+    async def read() -> None:
+        try:
+            async for request in requests:
+                await in_flight.put(asyncio.ensure_future(handle(request)))
+        finally:
+            await in_flight.put(None)
+
+    reader = asyncio.ensure_future(read())
+    try:
+        while (task := await in_flight.get()) is not None:
+            yield await task
+        await reader  # a failed read surfaces here
+    finally:
+        reader.cancel()
+        while not in_flight.empty():
+            if (task := in_flight.get_nowait()) is not None:
+                task.cancel()
 
 
 class EncoderServicer(pb_grpc.EncoderServiceServicer):
     def __init__(self, state: ServerState):
         self.state = state
 
-    def _model(self, name: str, kind: EncoderKind, rpc_name: str) -> Encoder:
-        registry = self.state.models()
-        if not name:
-            for encoder in registry:
-                if encoder.info.kind is kind:
-                    return encoder
-            raise NotFound(f"no {kind.value} model is loaded; name one of: {', '.join(registry.names())}")
-        encoder = registry.get(name)
-        if encoder.info.kind is not kind:
-            other = "Embed" if encoder.info.kind is EncoderKind.DENSE else "EmbedSparse"
-            raise InvalidArgument(f"model {name!r} is {encoder.info.kind.value}; {rpc_name} needs a "
-                                  f"{kind.value} model (use {other} for this one, or pick another model)")
-        return encoder
-
-    def _check_texts(self, texts: Sequence[str]) -> None:
-        if not texts:
-            raise InvalidArgument("texts is empty; send at least one text")
-        limit = self.state.config.batching.max_text_chars
-        for i, text in enumerate(texts):
-            if not text.strip():
-                raise InvalidArgument(f"texts[{i}] is empty; every text needs some content")
-            if len(text) > limit:
-                raise InvalidArgument(f"texts[{i}] has {len(text)} characters, over the server's limit of "
-                                      f"{limit}; split it into passages")
-
     async def _encode(self, encoder: Encoder, call: str, texts: Sequence[str], options: EncodeOptions,
-                      context: grpc.aio.ServicerContext) -> _Encoded:
-        """Validate, count tokens off the event loop, then run through the model's batcher."""
-        arrived = time.perf_counter_ns()
-        self._check_texts(texts)
-        encoder.check_options(options)
-        info = encoder.info
-        ids = await self.state.in_thread(encoder.token_ids, list(texts), options)
-        lengths = [len(x) for x in ids]
-        if not options.truncate:
-            for i, n in enumerate(lengths):
-                if n > info.max_length:
-                    raise InvalidArgument(f"texts[{i}] is {n} tokens, over the {info.max_length} of model "
-                                          f"{info.name!r}; shorten it or allow truncation")
-        costs = [min(n, info.max_length) for n in lengths]
-        tokenized = time.perf_counter_ns()
-        remaining = context.time_remaining()
-        deadline = None if remaining is None else asyncio.get_running_loop().time() + remaining
-        run = encoder.embed if call == "embed" else encoder.embed_sparse
-        batcher = self.state.batcher(f"{info.name}/{call}", lambda opts, batch: run(batch, opts))
-        done = await batcher.submit(options, list(texts), costs, deadline)
-        batches = {t.batch_id: t.inference_ns for _, t in done}
-        timing = pb.Timing(queue_ns=max(t.queue_ns for _, t in done), tokenize_ns=tokenized - arrived,
-                           inference_ns=sum(batches.values()), total_ns=time.perf_counter_ns() - arrived)
-        return _Encoded([r for r, _ in done], timing, sum(costs))
+                      context: grpc.aio.ServicerContext) -> Encoded:
+        method = encoder.embed if call == "embed" else encoder.embed_sparse
+        return await encode_batched(self.state, encoder, call, lambda opts, batch: method(batch, opts), options,
+                                    texts, options, context)
 
     async def _embed(self, request: pb.EmbedRequest, context: grpc.aio.ServicerContext) -> pb.EmbedResponse:
-        encoder = self._model(request.model, EncoderKind.DENSE, "Embed")
+        encoder = find_model(self.state, request.model, EncoderKind.DENSE, "Embed")
         options = EncodeOptions(
             side=resolve_side(request.side, encoder.info),
             instruction=request.instruction or None,
@@ -131,32 +176,13 @@ class EncoderServicer(pb_grpc.EncoderServiceServicer):
     @rpc
     async def EmbedStream(self, request_iterator: AsyncIterator[pb.EmbedRequest],
                           context: grpc.aio.ServicerContext) -> AsyncIterator[pb.EmbedResponse]:
-        # Requests are read and submitted ahead (up to STREAM_WINDOW) so that they batch together;
-        # responses are written in request order.
-        in_flight: asyncio.Queue[asyncio.Task | None] = asyncio.Queue(maxsize=STREAM_WINDOW)
-
-        async def read() -> None:
-            try:
-                async for request in request_iterator:
-                    await in_flight.put(asyncio.ensure_future(self._embed(request, context)))
-            finally:
-                await in_flight.put(None)
-
-        reader = asyncio.ensure_future(read())
-        try:
-            while (task := await in_flight.get()) is not None:
-                yield await task
-            await reader  # a failed read surfaces here
-        finally:
-            reader.cancel()
-            while not in_flight.empty():
-                if (task := in_flight.get_nowait()) is not None:
-                    task.cancel()
+        async for response in ordered_stream(request_iterator, lambda r: self._embed(r, context)):
+            yield response
 
     @rpc
     async def EmbedSparse(self, request: pb.EmbedSparseRequest,
                           context: grpc.aio.ServicerContext) -> pb.EmbedSparseResponse:
-        encoder = self._model(request.model, EncoderKind.SPARSE, "EmbedSparse")
+        encoder = find_model(self.state, request.model, EncoderKind.SPARSE, "EmbedSparse")
         options = EncodeOptions(side=resolve_side(request.side, encoder.info),
                                 instruction=request.instruction or None,
                                 truncate=request.truncate != pb.TRUNCATE_POLICY_ERROR)
@@ -176,7 +202,7 @@ class EncoderServicer(pb_grpc.EncoderServiceServicer):
     async def Tokenize(self, request: pb.TokenizeRequest, context: grpc.aio.ServicerContext) -> pb.TokenizeResponse:
         registry = self.state.models()
         encoder = registry.get(request.model) if request.model else next(iter(registry))
-        self._check_texts(request.texts)
+        check_texts(self.state, request.texts)
         options = EncodeOptions(side=resolve_side(request.side, encoder.info),
                                 instruction=request.instruction or None)
         encoder.check_options(options)
