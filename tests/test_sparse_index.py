@@ -113,6 +113,22 @@ def test_merge_while_searching_and_writing(corpus):
     assert index.search(queries[2], 10, exact=True)[0].tolist() == expected.tolist()
 
 
+def test_seismic_build_is_silent_and_failure_keeps_documents(corpus, capfd):
+    docs, queries = corpus
+    index = SparseIndex(**SMALL)
+    index.add(np.arange(1500), docs[:1500])
+    index.merge()
+    assert index._seismic is not None
+    assert capfd.readouterr().out == ""  # Seismic's Rust progress lines stay in the child process
+    index.add(np.arange(1500, 2000), docs[1500:])
+    index.params["n_postings"] = -1  # the child build rejects it
+    with pytest.raises(RuntimeError, match="Seismic build failed"):
+        index.merge()
+    assert len(index) == 2000 and len(index._fresh.ids) == 500
+    expected, _ = brute_force(docs, np.arange(2000), queries[4], 10)
+    assert index.search(queries[4], 10, exact=True)[0].tolist() == expected.tolist()
+
+
 def test_background_merge_when_fresh_segment_grows(corpus):
     docs, queries = corpus
     index = SparseIndex(approximate=False, max_fresh_docs=500)

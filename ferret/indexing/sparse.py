@@ -13,7 +13,8 @@ lock, with the deletes that arrived during the build applied to it. When the mut
 
 Term ids (uint32, any vocabulary) are renumbered into dense columns; Seismic sees the columns as its
 component ids (u16 index when there are at most 65,535 columns, the LV variant otherwise) and the static
-position of a document as its string doc id. Hits are documents with a positive score.
+position of a document as its string doc id. Hits are documents with a positive score. Seismic builds run
+in a child process (`seismic_build`): in-process they would hold the GIL and print to stdout.
 """
 
 from __future__ import annotations
@@ -31,23 +32,29 @@ import seismic
 
 from ferret.encoders.base import SparseVector
 from ferret.errors import FailedPrecondition, InvalidArgument
+from ferret.indexing.seismic_build import build_in_child
 
 _STATE_FILE = "sparse.json"
 _ARRAYS_FILE = "sparse.npz"
 _SEISMIC_STEM = "sparse"  # Seismic appends ".index.seismic"
-_U16_COLUMNS = 65_535
 
-# Seismic settings (its defaults, a larger n_postings). Measured so far: recall@10 >= 0.999 of exact
-# search on 5k generated vectors with n_postings 200-500; the 100k check is bench/search.py.
+# Seismic settings, measured on 100,000 generated SPLADE-like documents (bench/sparse_data.py: 30k-term
+# Zipf vocabulary, 100-200 non-zeros per document; 200 queries of 20-40), recall@10 of the exact top-10:
+# n_postings 100 keeps ~3M of the 15M postings (an average of 100 per term): build 57 s on 2 busy cores,
+# recall 0.98 at query_cut 20 (0.95 at 10), 10-20x the exact path's queries/s; n_postings 250 reached
+# recall 0.996 but built for 136 s at 5-8x. Build time grows with the postings kept (each one costs a
+# pass over its document in clustering and summaries), so n_postings is the build-time knob. It is an
+# average per term, not a fraction: a corpus with many more postings per term than 100k of these
+# documents (~500) keeps a smaller share of them and should raise n_postings (bench/search.py).
 SEISMIC_BUILD_DEFAULTS: dict[str, Any] = {
-    "n_postings": 4000,
+    "n_postings": 100,
     "centroid_fraction": 0.1,
     "min_cluster_size": 2,
     "summary_energy": 0.4,
     "max_fraction": 1.5,
     "doc_cut": 15,
 }
-SEISMIC_SEARCH_DEFAULTS: dict[str, Any] = {"query_cut": 20, "heap_factor": 0.8}
+SEISMIC_SEARCH_DEFAULTS: dict[str, Any] = {"query_cut": 20, "heap_factor": 0.9}
 
 
 @dataclass
@@ -199,21 +206,8 @@ class SparseIndex:
         return self.approximate and documents >= self.params["min_approximate_docs"]
 
     def _build_seismic(self, matrix: sp.csr_matrix) -> Any:
-        dataset_type, index_type = (
-            (seismic.SeismicDataset, seismic.SeismicIndex)
-            if matrix.shape[1] <= _U16_COLUMNS
-            else (seismic.SeismicDatasetLV, seismic.SeismicIndexLV)
-        )
-        dataset = dataset_type()
-        # Empty rows are skipped by Seismic; their position ids simply never come back.
-        dataset.add_documents_by_id(
-            [str(p) for p in range(matrix.shape[0])],
-            matrix.indices.astype(np.int64),
-            matrix.data.astype(np.float32),
-            matrix.indptr.astype(np.int64),
-        )
         build = {name: self.params[name] for name in SEISMIC_BUILD_DEFAULTS}
-        return index_type.build_from_dataset(dataset, **build)
+        return build_in_child(matrix.indptr, matrix.indices, matrix.data, matrix.shape[1], build)
 
     # -- reads --------------------------------------------------------------------------------------
 
@@ -248,10 +242,11 @@ class SparseIndex:
         if eligible == 0:
             return np.zeros(0, np.int64), np.zeros(0)
         n = len(admitted)
-        # Over-fetch by the share of documents the tombstones and the filter take out.
-        fetch = min(n, int(np.ceil(k * n / eligible)) + 2 * k)
+        # Over-fetch by the share of documents the tombstones and the filter take out; with nothing taken
+        # out fetch exactly k, as a larger heap weakens Seismic's block pruning (heap_factor).
+        fetch = k if eligible == n else min(n, int(np.ceil(k * n / eligible)) + 2 * k)
         inside = columns < self._static_matrix.shape[1]
-        components = np.array([str(c) for c in columns[inside]], dtype=seismic.get_seismic_string())
+        components = columns[inside].astype(seismic.get_seismic_string())
         hits = self._seismic.search(
             "q",
             components,
@@ -287,10 +282,11 @@ class SparseIndex:
                 approximate = (self._static.ids[keep], scores[keep])
             found_ids.append(approximate[0])
             found_scores.append(approximate[1])
-            fresh_scores = self._exact_scores(self._fresh_csc(), columns, values)
-            keep = self._admitted(self._fresh, allowed) & (fresh_scores > 0)
-            found_ids.append(self._fresh.ids[keep])
-            found_scores.append(fresh_scores[keep])
+            if len(self._fresh.ids):
+                fresh_scores = self._exact_scores(self._fresh_csc(), columns, values)
+                keep = self._admitted(self._fresh, allowed) & (fresh_scores > 0)
+                found_ids.append(self._fresh.ids[keep])
+                found_scores.append(fresh_scores[keep])
             return _top_k(np.concatenate(found_ids), np.concatenate(found_scores), k)
 
     # -- persistence --------------------------------------------------------------------------------
