@@ -84,8 +84,19 @@ def is_sparse(vector: Any) -> bool:
 # -- metadata ---------------------------------------------------------------------------------------
 
 
+def _integral(value: Any) -> Any:
+    """Struct numbers are doubles; give whole numbers back as ints, as the caller most likely sent them."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    return value
+
+
 def struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
-    return json_format.MessageToDict(struct)
+    return _integral(json_format.MessageToDict(struct))
 
 
 def dict_to_struct(data: Mapping[str, Any] | None) -> struct_pb2.Struct:
@@ -105,8 +116,7 @@ def _scalar(value: struct_pb2.Value, key: str) -> str | float | bool:
     if kind == "bool_value":
         return value.bool_value
     if kind == "number_value":
-        number = value.number_value
-        return int(number) if number.is_integer() else number
+        return _integral(value.number_value)
     raise InvalidArgument(f"filter on {key!r}: match a string, number or boolean, not {kind or 'nothing'}")
 
 
