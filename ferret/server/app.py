@@ -34,6 +34,7 @@ log = logging.getLogger("ferret.server")
 SERVICE_MODULES: list[str] = [
     "ferret.server.encoder_service",
     "ferret.server.compress_service",
+    "ferret.server.collections_service",
 ]
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
