@@ -69,6 +69,14 @@ def embed_in_chunks(encoder: Encoder, texts: list[str], options: EncodeOptions) 
     return l2_normalise(np.concatenate(parts))
 
 
+def blend(usage_sum: np.ndarray, usage_count: np.ndarray, description: np.ndarray, prior_usages: float) -> np.ndarray:
+    """Tool2Vec vectors from running sums and counts, blended with description vectors (module docstring)."""
+    counts = np.asarray(usage_count, np.float32)[..., None]
+    centroid = l2_normalise(usage_sum / np.maximum(counts, 1.0))
+    weight = counts / (counts + prior_usages)
+    return l2_normalise(weight * centroid + (1.0 - weight) * description)
+
+
 class ToolSignals:
     def __init__(self, catalogue: ToolCatalogue, encoder: Encoder, prior_usages: float = 3.0):
         self.catalogue = catalogue
@@ -131,10 +139,7 @@ class ToolSignals:
         """[tools, dim] blended Tool2Vec vectors (see the module docstring), unit length."""
         with self._lock:
             if self._tool2vec is None:
-                counts = self.usage_count[:, None].astype(np.float32)
-                centroid = l2_normalise(self.usage_sum / np.maximum(counts, 1.0))
-                weight = counts / (counts + self.prior_usages)
-                self._tool2vec = l2_normalise(weight * centroid + (1.0 - weight) * self.description)
+                self._tool2vec = blend(self.usage_sum, self.usage_count, self.description, self.prior_usages)
             return self._tool2vec
 
     # ---- scores ------------------------------------------------------------------------------------
