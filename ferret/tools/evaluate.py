@@ -78,9 +78,18 @@ def load_generic(root: Path) -> ToolDataset:
         tool_id = str(rec["id"])
         tools.append(Tool(id=tool_id, name=rec.get("name", tool_id), description=rec["description"],
                           parameters=parse_parameters(rec.get("parameters"), tool_id)))
-    train = [Example(r["query"], tuple(map(str, r["tools"]))) for r in _jsonl(root / "train.jsonl")]
-    test = [Example(r["query"], tuple(map(str, r["tools"]))) for r in _jsonl(root / "test.jsonl")]
-    return ToolDataset(tools=tools, train=train, tests={"test": test})
+    return ToolDataset(tools=tools, train=load_examples(root / "train.jsonl"),
+                       tests={"test": load_examples(root / "test.jsonl")})
+
+
+def load_examples(path: Path) -> list[Example]:
+    """JSONL of {"query": ..., "tools": [ids]}."""
+    out = []
+    for r in _jsonl(path):
+        if not r.get("query") or not r.get("tools"):
+            raise InvalidArgument(f"{path}: every line needs a non-empty query and tools list, got {r}")
+        out.append(Example(r["query"], tuple(map(str, r["tools"]))))
+    return out
 
 
 def _jsonl(path: Path) -> list[dict]:
