@@ -35,7 +35,20 @@ LUCENE_ENGLISH_STOP_WORDS = frozenset(
     "they this to was will with".split()
 )
 
-_TOKEN = re.compile(r"\w+(?:[.']\w+)*", re.UNICODE)
+# A regular-expression version of the word rules of Unicode UAX #29 that Lucene's StandardTokenizer
+# implements, limited to what matters for text in Latin script: letters, digits and "_" join; ".", "'",
+# "’", ":" and "·" join two letters; ".", ",", ";", "'" and "’" join two digits; everything else splits.
+# Superscript/subscript digits are not word characters there; Han and Hiragana characters are one token
+# each; pictographic symbols (©, ®, ™, arrows, emoji) are tokens of their own.
+_NOT_WORD = "¹²³⁰-⁹₀-₉¼-¾\u3040-\u309f\u3400-\u4dbf\u4e00-\u9fff"
+_WORD = rf"(?:[^\W{_NOT_WORD}]|\u00ad)"  # soft hyphen (a format character) stays inside a word
+_LETTER = rf"[^\W\d_{_NOT_WORD}]"
+_TOKEN = re.compile(
+    rf"{_WORD}+(?:(?:(?<={_LETTER})[.'’:·](?={_LETTER})|(?<=\d)[.,;'’](?=\d)){_WORD}+)*"
+    r"|[\u3040-\u309f\u3400-\u4dbf\u4e00-\u9fff]"
+    r"|[©®‼⁉™ℹ↔-↙↩↪⌚⌛⌨⏏⏩-⏳⏸-⏺Ⓜ▪▫▶◀◻-◾☀-☄☇-➿⤴⤵⬅-⬇⬛⬜⭐⭕〰〽㊗㊙\U0001f000-\U0001faff]"
+)
+_POSSESSIVE = ("'s", "’s", "＇s")
 
 
 @lru_cache(maxsize=1)
@@ -65,9 +78,9 @@ class Analyzer:
     def __call__(self, text: str) -> list[str]:
         terms = []
         for token in _TOKEN.findall(text.lower()):
-            if token.endswith("'s"):
+            if token.endswith(_POSSESSIVE):
                 token = token[:-2]
-            if not token or token in self.stopwords:
+            if not token.strip("_") or token in self.stopwords:
                 continue
             terms.append(self._stem(token))
         return terms
