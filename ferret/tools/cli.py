@@ -36,6 +36,8 @@ def add_tools_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--work-dir", help="catalogue data dir to build (default: a temporary folder)")
     p.add_argument("--second-stages", action="store_true", help="also train and evaluate the MLC and refiner")
     p.add_argument("--cache", help=".npz file that keeps query embeddings between runs")
+    p.add_argument("--every", type=int, default=1,
+                   help="keep every N-th train and test example (a quicker, deterministic subsample)")
     p.add_argument("--bm25-weight", type=float, default=HybridWeights.bm25, help="hybrid weight of BM25")
     p.set_defaults(func=cmd_eval)
 
@@ -93,9 +95,10 @@ def build_engine(dataset: ev.ToolDataset, work_dir: str | Path, encoder: Encoder
 
 
 def run_eval(data_dir: str | Path, work_dir: str | Path, encoder: Encoder, second_stages: bool,
-             weights: HybridWeights = HybridWeights()) -> tuple[dict[str, dict[str, dict[str, float]]], dict]:
+             weights: HybridWeights = HybridWeights(),
+             every: int = 1) -> tuple[dict[str, dict[str, dict[str, float]]], dict]:
     """{test set: {row label: metrics}} and timings/training notes."""
-    dataset = ev.load(data_dir)
+    dataset = ev.load(data_dir).subsample(every)
     notes: dict[str, float] = {}
     start = time.perf_counter()
     engine = build_engine(dataset, work_dir, encoder, weights)
@@ -137,7 +140,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     encoder = default_encoder(args.cache)
     weights = HybridWeights(bm25=args.bm25_weight)
     with tempfile.TemporaryDirectory() as tmp:
-        results, notes = run_eval(args.data_dir, args.work_dir or tmp, encoder, args.second_stages, weights)
+        results, notes = run_eval(args.data_dir, args.work_dir or tmp, encoder, args.second_stages, weights,
+                                  args.every)
     if args.cache:
         encoder.save()
     if args.json:

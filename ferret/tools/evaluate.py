@@ -41,6 +41,12 @@ class ToolDataset:
     train: list[Example]
     tests: dict[str, list[Example]]  # test-set name -> examples
 
+    def subsample(self, every: int) -> ToolDataset:
+        """Every `every`-th train and test example (all tools kept)."""
+        if every < 1:
+            raise InvalidArgument(f"every={every}; use 1 or more")
+        return ToolDataset(self.tools, self.train[::every], {k: v[::every] for k, v in self.tests.items()})
+
 
 def load(data_dir: str | Path) -> ToolDataset:
     """MetaTool's raw layout (all_clean_data.csv + plugin_des.json) or the generic tools/train/test.jsonl."""

@@ -54,7 +54,7 @@ def train_bce(model: torch.nn.Module, batches: Callable[[np.random.Generator], I
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-            total, count = total + float(loss) * len(targets), count + len(targets)
+            total, count = total + loss.item() * len(targets), count + len(targets)
         losses.append(total / max(count, 1))
     model.eval()
     return losses
