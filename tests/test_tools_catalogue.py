@@ -10,9 +10,19 @@ SCHEMA = {"type": "object", "properties": {"city": {"type": "string", "descripti
 
 
 def tools():
-    return [Tool(id="weather", name="WeatherTool", description="weather forecast", parameters=SCHEMA,
-                 namespace="home", tags=("outdoor",), examples=("will it rain",), version="1"),
-            Tool(id="stocks", name="StockTool", description="share prices", namespace="finance")]
+    return [
+        Tool(
+            id="weather",
+            name="WeatherTool",
+            description="weather forecast",
+            parameters=SCHEMA,
+            namespace="home",
+            tags=("outdoor",),
+            examples=("will it rain",),
+            version="1",
+        ),
+        Tool(id="stocks", name="StockTool", description="share prices", namespace="finance"),
+    ]
 
 
 def test_crud_and_durability(tmp_path):
@@ -22,7 +32,9 @@ def test_crud_and_durability(tmp_path):
     assert [t.id for t in cat.list(namespace="home")] == ["weather"]
     assert [t.id for t in cat.list(tags=["outdoor"])] == ["weather"]
     fingerprint = cat.fingerprint()
-    cat.upsert([Tool(id="weather", name="WeatherTool", description="new text", parameters=SCHEMA, version="2")])
+    cat.upsert(
+        [Tool(id="weather", name="WeatherTool", description="new text", parameters=SCHEMA, version="2")]
+    )
     assert cat.get(["weather"])[0].description == "new text"
     assert cat.fingerprint() != fingerprint and cat.version() == 2
     assert cat.delete(["stocks"]) == 3
@@ -32,12 +44,15 @@ def test_crud_and_durability(tmp_path):
     assert reopened.get(["weather"])[0].parameters == SCHEMA
 
 
-@pytest.mark.parametrize("bad, message", [
-    (Tool(id="x", name="X", description="d", parameters="{not json"), "not valid JSON"),
-    (Tool(id="x", name="X", description="d", parameters="[1, 2]"), "must be a JSON object"),
-    (Tool(id="", name="X", description="d"), "non-empty id"),
-    (Tool(id="x", name="X", description=" "), "non-empty description"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (Tool(id="x", name="X", description="d", parameters="{not json"), "not valid JSON"),
+        (Tool(id="x", name="X", description="d", parameters="[1, 2]"), "must be a JSON object"),
+        (Tool(id="", name="X", description="d"), "non-empty id"),
+        (Tool(id="x", name="X", description=" "), "non-empty description"),
+    ],
+)
 def test_bad_tools_are_rejected_and_catalogue_intact(tmp_path, bad, message):
     cat = ToolCatalogue(tmp_path)
     cat.upsert(tools())

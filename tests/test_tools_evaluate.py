@@ -21,6 +21,7 @@ def test_metrics_by_hand():
     assert m["completeness@10"] == pytest.approx(1.0)
     # nDCG@5: q1 gain 1/log2(3) over ideal 1; q2 gain 1 over ideal 1 + 1/log2(3)
     import math
+
     q1 = 1 / math.log2(3)
     q2 = 1 / (1 + 1 / math.log2(3))
     assert m["ndcg@5"] == pytest.approx((q1 + q2) / 2, abs=1e-4)
@@ -36,14 +37,25 @@ def test_metatool_split_follows_source_md():
 
 
 def test_generic_layout_eval_cli(tmp_path, capsys):
-    tools = [{"id": "w", "name": "Weather", "description": "weather forecast for a city"},
-             {"id": "s", "name": "Stocks", "description": "share prices of companies",
-              "parameters": {"type": "object", "properties": {"ticker": {"type": "string"}}}},
-             {"id": "t", "name": "Translate", "description": "translate text into another language"}]
-    train = [{"query": "will it rain in Rome", "tools": ["w"]}, {"query": "Apple share price", "tools": ["s"]},
-             {"query": "say hello in French", "tools": ["t"]}]
-    test = [{"query": "is it sunny in Madrid tomorrow", "tools": ["w"]},
-            {"query": "weather and stock price of Tesla", "tools": ["w", "s"]}]
+    tools = [
+        {"id": "w", "name": "Weather", "description": "weather forecast for a city"},
+        {
+            "id": "s",
+            "name": "Stocks",
+            "description": "share prices of companies",
+            "parameters": {"type": "object", "properties": {"ticker": {"type": "string"}}},
+        },
+        {"id": "t", "name": "Translate", "description": "translate text into another language"},
+    ]
+    train = [
+        {"query": "will it rain in Rome", "tools": ["w"]},
+        {"query": "Apple share price", "tools": ["s"]},
+        {"query": "say hello in French", "tools": ["t"]},
+    ]
+    test = [
+        {"query": "is it sunny in Madrid tomorrow", "tools": ["w"]},
+        {"query": "weather and stock price of Tesla", "tools": ["w", "s"]},
+    ]
     for name, rows in (("tools", tools), ("train", train), ("test", test)):
         (tmp_path / f"{name}.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     assert main(["tools", "eval", str(tmp_path), "--json"]) == 0
@@ -70,11 +82,17 @@ def test_metatool_slice(tmp_path):
     single = [e for e in data.tests["single"] if e.tools[0] in keep][:40]
     root = tmp_path / "slice"
     root.mkdir()
-    (root / "tools.jsonl").write_text("\n".join(
-        json.dumps({"id": t.id, "name": t.name, "description": t.description}) for t in data.tools if t.id in keep))
+    (root / "tools.jsonl").write_text(
+        "\n".join(
+            json.dumps({"id": t.id, "name": t.name, "description": t.description})
+            for t in data.tools
+            if t.id in keep
+        )
+    )
     for name, rows in (("train", train), ("test", single)):
-        (root / f"{name}.jsonl").write_text("\n".join(json.dumps({"query": e.query, "tools": list(e.tools)})
-                                                      for e in rows))
+        (root / f"{name}.jsonl").write_text(
+            "\n".join(json.dumps({"query": e.query, "tools": list(e.tools)}) for e in rows)
+        )
     results, _ = run_eval(root, tmp_path / "work", default_encoder(), second_stages=False)
     table = results["test"]
     assert table["tool2vec"]["recall@5"] >= 0.9

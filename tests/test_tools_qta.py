@@ -37,8 +37,15 @@ def tiny_lm(tmp_path_factory):
     bpe.train_from_iterator(CORPUS * 3, vocab_size=300, special_tokens=["<eos>"])
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<eos>", pad_token="<eos>")
     tokenizer.save_pretrained(path)
-    config = GPT2Config(vocab_size=len(tokenizer), n_positions=256, n_embd=32, n_layer=2, n_head=2,
-                        eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.eos_token_id)
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=256,
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+    )
     GPT2LMHeadModel(config).save_pretrained(path)
     return path
 
@@ -90,8 +97,11 @@ def test_gold_score_orders_by_gold_position():
 
 def test_pairs_then_dpo_step(tiny_lm, tmp_path):
     rewriter = QueryRewriter(tiny_lm, settings=GenerationSettings(max_new_tokens=8), timeout_s=30)
-    examples = [Example("price of shares", ("stocks",)), Example("say it in french", ("translate",)),
-                Example("rain tomorrow", ("weather",))] * 3
+    examples = [
+        Example("price of shares", ("stocks",)),
+        Example("say it in french", ("translate",)),
+        Example("rain tomorrow", ("weather",)),
+    ] * 3
     pairs = preference_pairs(rewriter, keyword_retrieve, TOOLS, examples, rewrites_per_query=3)
     # A random LM writes word salad: some candidates move the gold tool, some do not.
     for pair in pairs:

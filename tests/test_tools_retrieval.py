@@ -10,13 +10,27 @@ from ferret.tools.retriever import Mode, RetrieveRequest, SetOptions
 from ferret.tools.signals import l2_normalise
 
 TOOLS = [
-    Tool(id="weather", name="WeatherForecast", description="Get the weather forecast for a city.",
-         parameters={"type": "object", "properties": {"city": {"type": "string"}}}, namespace="home",
-         tags=("outdoor",)),
-    Tool(id="stocks", name="StockPrice", description="Look up the latest share price of a listed company.",
-         namespace="finance"),
+    Tool(
+        id="weather",
+        name="WeatherForecast",
+        description="Get the weather forecast for a city.",
+        parameters={"type": "object", "properties": {"city": {"type": "string"}}},
+        namespace="home",
+        tags=("outdoor",),
+    ),
+    Tool(
+        id="stocks",
+        name="StockPrice",
+        description="Look up the latest share price of a listed company.",
+        namespace="finance",
+    ),
     Tool(id="translate", name="Translator", description="Translate text between languages."),
-    Tool(id="recipes", name="RecipeFinder", description="Find cooking recipes from ingredients.", namespace="home"),
+    Tool(
+        id="recipes",
+        name="RecipeFinder",
+        description="Find cooking recipes from ingredients.",
+        namespace="home",
+    ),
 ]
 USAGE = [
     ("do I need an umbrella in Paris tomorrow", ["weather"]),
@@ -65,7 +79,9 @@ def test_tool2vec_running_sum_and_blend(engine):
 
 def test_every_mode_finds_the_right_tool(engine):
     for mode in Mode:
-        hits = engine.retrieve_tools(RetrieveRequest("snow in the forecast for Oslo on Friday?", k=2, mode=mode))
+        hits = engine.retrieve_tools(
+            RetrieveRequest("snow in the forecast for Oslo on Friday?", k=2, mode=mode)
+        )
         assert hits[0].tool_id == "weather", mode
     hits = engine.retrieve_tools(RetrieveRequest("share price of Microsoft", k=4))
     assert hits[0].tool_id == "stocks"
@@ -78,8 +94,12 @@ def test_filters_and_batch(engine):
     assert {h.tool_id for h in hits} == {"weather", "recipes"}
     hits = engine.retrieve_tools(RetrieveRequest("anything", k=4, tags=("outdoor",)))
     assert [h.tool_id for h in hits] == ["weather"]
-    batch = engine.retrieve_tools_batch([RetrieveRequest("translate hello to German", k=1),
-                                         RetrieveRequest("soup recipe", k=1, mode=Mode.BM25)])
+    batch = engine.retrieve_tools_batch(
+        [
+            RetrieveRequest("translate hello to German", k=1),
+            RetrieveRequest("soup recipe", k=1, mode=Mode.BM25),
+        ]
+    )
     assert [b[0].tool_id for b in batch] == ["translate", "recipes"]
 
 
@@ -96,7 +116,9 @@ def test_bad_requests(engine, tmp_path, encoder):
 
 
 def test_incremental_changes(engine):
-    engine.upsert_tools([Tool(id="flights", name="FlightSearch", description="Search airline flights and fares.")])
+    engine.upsert_tools(
+        [Tool(id="flights", name="FlightSearch", description="Search airline flights and fares.")]
+    )
     assert engine.retrieve_tools(RetrieveRequest("cheap flight to Rome", k=1))[0].tool_id == "flights"
     engine.delete_tools(["flights"])
     assert "flights" not in engine.signals.ids
@@ -122,9 +144,16 @@ def test_refiner_and_set_mode(engine):
     assert losses[-1] < losses[0]
     hits = engine.retrieve_tools(RetrieveRequest("what will the weather be in Rome", k=4, rerank=True))
     assert len(hits) == 4 and all(0 <= h.probability <= 1 for h in hits)
-    chosen = engine.retrieve_tools(RetrieveRequest("what will the weather be in Rome", k=4, rerank=True,
-                                                   set_mode=SetOptions(threshold=0.99, max_tools=3)))
+    chosen = engine.retrieve_tools(
+        RetrieveRequest(
+            "what will the weather be in Rome",
+            k=4,
+            rerank=True,
+            set_mode=SetOptions(threshold=0.99, max_tools=3),
+        )
+    )
     assert 1 <= len(chosen) <= 3
-    everything = engine.retrieve_tools(RetrieveRequest("weather", k=4, set_mode=SetOptions(threshold=-1.0,
-                                                                                           max_tools=2)))
+    everything = engine.retrieve_tools(
+        RetrieveRequest("weather", k=4, set_mode=SetOptions(threshold=-1.0, max_tools=2))
+    )
     assert len(everything) == 2

@@ -100,11 +100,15 @@ def parse_parameters(parameters: str | dict[str, Any] | None, tool_id: str) -> d
         try:
             parameters = json.loads(parameters)
         except json.JSONDecodeError as exc:
-            raise InvalidArgument(f"tool {tool_id!r}: parameters is not valid JSON ({exc.msg} at char {exc.pos}); "
-                                  "send a JSON-schema object such as {\"type\": \"object\", \"properties\": {}}")
+            raise InvalidArgument(
+                f"tool {tool_id!r}: parameters is not valid JSON ({exc.msg} at char {exc.pos}); "
+                'send a JSON-schema object such as {"type": "object", "properties": {}}'
+            ) from None
     if not isinstance(parameters, dict):
-        raise InvalidArgument(f"tool {tool_id!r}: parameters must be a JSON object (a JSON schema), "
-                              f"got {type(parameters).__name__}")
+        raise InvalidArgument(
+            f"tool {tool_id!r}: parameters must be a JSON object (a JSON schema), "
+            f"got {type(parameters).__name__}"
+        )
     try:
         json.dumps(parameters)
     except (TypeError, ValueError) as exc:
@@ -122,8 +126,12 @@ def _checked(tool: Tool) -> Tool:
         raise InvalidArgument(f"tool {tool.id!r} needs a non-empty description")
     if any(not isinstance(t, str) or not t for t in tool.tags):
         raise InvalidArgument(f"tool {tool.id!r}: tags must be non-empty strings")
-    return replace(tool, parameters=parse_parameters(tool.parameters, tool.id), tags=tuple(tool.tags),
-                   examples=tuple(tool.examples))
+    return replace(
+        tool,
+        parameters=parse_parameters(tool.parameters, tool.id),
+        tags=tuple(tool.tags),
+        examples=tuple(tool.examples),
+    )
 
 
 def text_hash(text: str) -> str:
@@ -131,7 +139,7 @@ def text_hash(text: str) -> str:
 
 
 class ToolCatalogue:
-    """Durable tool catalogue in `data_dir`. Safe to share between threads (one lock around the connection)."""
+    """Durable tool catalogue in `data_dir`. Thread-safe: one lock guards the connection."""
 
     def __init__(self, data_dir: str | Path):
         self.data_dir = Path(data_dir)
@@ -150,8 +158,10 @@ class ToolCatalogue:
     def _check_integrity(self) -> None:
         result = self._db.execute("PRAGMA quick_check").fetchone()[0]
         if result != "ok":
-            raise DataLoss(f"tool catalogue {self.data_dir / DB_NAME} failed its integrity check: {result}; "
-                           "restore it from a backup")
+            raise DataLoss(
+                f"tool catalogue {self.data_dir / DB_NAME} failed its integrity check: {result}; "
+                "restore it from a backup"
+            )
 
     def _transaction(self):
         return _Transaction(self._db, self._lock)
@@ -170,8 +180,19 @@ class ToolCatalogue:
         with self._transaction() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO tools VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(t.id, t.name, t.description, json.dumps(t.parameters, sort_keys=True), t.namespace,
-                  json.dumps(list(t.tags)), json.dumps(list(t.examples)), t.version) for t in tools],
+                [
+                    (
+                        t.id,
+                        t.name,
+                        t.description,
+                        json.dumps(t.parameters, sort_keys=True),
+                        t.namespace,
+                        json.dumps(list(t.tags)),
+                        json.dumps(list(t.examples)),
+                        t.version,
+                    )
+                    for t in tools
+                ],
             )
             return self._bump_version(db)
 
@@ -194,15 +215,21 @@ class ToolCatalogue:
             if namespace is None:
                 rows = self._db.execute("SELECT * FROM tools ORDER BY id").fetchall()
             else:
-                rows = self._db.execute("SELECT * FROM tools WHERE namespace = ? ORDER BY id", (namespace,)).fetchall()
+                rows = self._db.execute(
+                    "SELECT * FROM tools WHERE namespace = ? ORDER BY id", (namespace,)
+                ).fetchall()
         tools = [_row_to_tool(r) for r in rows]
         return [t for t in tools if wanted.issubset(t.tags)] if wanted else tools
 
     def get(self, tool_ids: Sequence[str]) -> list[Tool]:
         with self._lock:
             self._require_known(self._db, tool_ids)
-            by_id = {r[0]: _row_to_tool(r) for r in self._db.execute(
-                f"SELECT * FROM tools WHERE id IN ({','.join('?' * len(tool_ids))})", list(tool_ids))}
+            by_id = {
+                r[0]: _row_to_tool(r)
+                for r in self._db.execute(
+                    f"SELECT * FROM tools WHERE id IN ({','.join('?' * len(tool_ids))})", list(tool_ids)
+                )
+            }
         return [by_id[i] for i in tool_ids]
 
     def __len__(self) -> int:
@@ -221,8 +248,9 @@ class ToolCatalogue:
         return text_hash(json.dumps(rows))[:16]
 
     # ---- usage -------------------------------------------------------------------------------------
-    def record_usage(self, usages: Sequence[tuple[str, Sequence[str]]], model: str,
-                     query_vectors: np.ndarray) -> int:
+    def record_usage(
+        self, usages: Sequence[tuple[str, Sequence[str]]], model: str, query_vectors: np.ndarray
+    ) -> int:
         """Store usage records (query, tool ids) and add each query's vector to its tools' Tool2Vec sums.
 
         One transaction for the whole batch; returns the seq of the last record.
@@ -236,7 +264,9 @@ class ToolCatalogue:
                 raise InvalidArgument("a usage record needs a non-empty query")
             ids = list(dict.fromkeys(tool_ids))
             if not ids:
-                raise InvalidArgument(f"usage record for query {query[:60]!r} names no tool; give at least one id")
+                raise InvalidArgument(
+                    f"usage record for query {query[:60]!r} names no tool; give at least one id"
+                )
             rows.append((query, json.dumps(ids), model, vector.tobytes()))
             for tool_id in ids:
                 total, count = added.get(tool_id, (0.0, 0))
@@ -245,20 +275,25 @@ class ToolCatalogue:
             self._require_known(db, list(added))
             db.executemany("INSERT INTO usage (query, tool_ids, model, vector) VALUES (?, ?, ?, ?)", rows)
             for tool_id, (total, count) in added.items():
-                row = db.execute("SELECT vector_sum, count FROM usage_sums WHERE tool_id = ? AND model = ?",
-                                 (tool_id, model)).fetchone()
+                row = db.execute(
+                    "SELECT vector_sum, count FROM usage_sums WHERE tool_id = ? AND model = ?",
+                    (tool_id, model),
+                ).fetchone()
                 if row is not None:
                     total, count = total + _blob(row[0]), count + row[1]
-                db.execute("INSERT OR REPLACE INTO usage_sums VALUES (?, ?, ?, ?)",
-                           (tool_id, model, np.asarray(total, np.float32).tobytes(), count))
+                db.execute(
+                    "INSERT OR REPLACE INTO usage_sums VALUES (?, ?, ?, ?)",
+                    (tool_id, model, np.asarray(total, np.float32).tobytes(), count),
+                )
             return int(db.execute("SELECT MAX(seq) FROM usage").fetchone()[0])
 
     def usage(self, model: str) -> Iterator[UsageRecord]:
         """Usage records embedded by `model`, in order, each restricted to tools that still exist."""
         with self._lock:
             known = {r[0] for r in self._db.execute("SELECT id FROM tools")}
-            rows = self._db.execute("SELECT seq, query, tool_ids, vector FROM usage WHERE model = ? ORDER BY seq",
-                                    (model,)).fetchall()
+            rows = self._db.execute(
+                "SELECT seq, query, tool_ids, vector FROM usage WHERE model = ? ORDER BY seq", (model,)
+            ).fetchall()
         for seq, query, ids_json, vector in rows:
             ids = tuple(i for i in json.loads(ids_json) if i in known)
             if ids:
@@ -266,33 +301,45 @@ class ToolCatalogue:
 
     def usage_sums(self, model: str) -> dict[str, tuple[np.ndarray, int]]:
         with self._lock:
-            rows = self._db.execute("SELECT tool_id, vector_sum, count FROM usage_sums WHERE model = ?",
-                                    (model,)).fetchall()
+            rows = self._db.execute(
+                "SELECT tool_id, vector_sum, count FROM usage_sums WHERE model = ?", (model,)
+            ).fetchall()
         return {tool_id: (_blob(vec), count) for tool_id, vec, count in rows}
 
     # ---- description vectors cache -------------------------------------------------------------------
     def description_vectors(self, model: str) -> dict[str, tuple[str, np.ndarray]]:
         """tool id -> (hash of the text embedded, vector) for `model`."""
         with self._lock:
-            rows = self._db.execute("SELECT tool_id, text_hash, vector FROM description_vectors WHERE model = ?",
-                                    (model,)).fetchall()
+            rows = self._db.execute(
+                "SELECT tool_id, text_hash, vector FROM description_vectors WHERE model = ?", (model,)
+            ).fetchall()
         return {tool_id: (h, _blob(vec)) for tool_id, h, vec in rows}
 
     def store_description_vectors(self, model: str, entries: dict[str, tuple[str, np.ndarray]]) -> None:
         with self._transaction() as db:
-            db.executemany("INSERT OR REPLACE INTO description_vectors VALUES (?, ?, ?, ?)",
-                           [(tool_id, model, h, np.asarray(v, dtype=np.float32).tobytes())
-                            for tool_id, (h, v) in entries.items()])
+            db.executemany(
+                "INSERT OR REPLACE INTO description_vectors VALUES (?, ?, ?, ?)",
+                [
+                    (tool_id, model, h, np.asarray(v, dtype=np.float32).tobytes())
+                    for tool_id, (h, v) in entries.items()
+                ],
+            )
 
     # ---- helpers -----------------------------------------------------------------------------------
     @staticmethod
     def _require_known(db: sqlite3.Connection, tool_ids: Sequence[str]) -> None:
-        known = {r[0] for r in db.execute(
-            f"SELECT id FROM tools WHERE id IN ({','.join('?' * len(tool_ids))})", list(tool_ids))}
+        known = {
+            r[0]
+            for r in db.execute(
+                f"SELECT id FROM tools WHERE id IN ({','.join('?' * len(tool_ids))})", list(tool_ids)
+            )
+        }
         unknown = [i for i in tool_ids if i not in known]
         if unknown:
-            raise NotFound(f"unknown tool ids {unknown[:10]}{' ...' if len(unknown) > 10 else ''}; "
-                           "upsert the tools first or check the ids (ListTools shows them)")
+            raise NotFound(
+                f"unknown tool ids {unknown[:10]}{' ...' if len(unknown) > 10 else ''}; "
+                "upsert the tools first or check the ids (ListTools shows them)"
+            )
 
     @staticmethod
     def _bump_version(db: sqlite3.Connection) -> int:
@@ -326,6 +373,13 @@ def _blob(data: bytes) -> np.ndarray:
 
 def _row_to_tool(row: tuple) -> Tool:
     tool_id, name, description, parameters, namespace, tags, examples, version = row
-    return Tool(id=tool_id, name=name, description=description, parameters=json.loads(parameters),
-                namespace=namespace, tags=tuple(json.loads(tags)), examples=tuple(json.loads(examples)),
-                version=version)
+    return Tool(
+        id=tool_id,
+        name=name,
+        description=description,
+        parameters=json.loads(parameters),
+        namespace=namespace,
+        tags=tuple(json.loads(tags)),
+        examples=tuple(json.loads(examples)),
+        version=version,
+    )

@@ -19,7 +19,7 @@ from pathlib import Path
 from ferret.encoders.base import Encoder
 from ferret.tools import evaluate as ev
 from ferret.tools.engine import ToolEngine
-from ferret.tools.retriever import HybridWeights, Mode, RetrieveRequest
+from ferret.tools.retriever import DEFAULT_WEIGHTS, HybridWeights, Mode, RetrieveRequest
 
 # (label, mode, classifier, refiner) rows of the evaluation table.
 FIRST_STAGE = [(m.value, m, False, False) for m in Mode]
@@ -30,19 +30,29 @@ def add_tools_commands(subparsers: argparse._SubParsersAction) -> None:
     tools = subparsers.add_parser("tools", help="tool retrieval: evaluation, second-stage and QTA training")
     sub = tools.add_subparsers(dest="tools_command", required=True)
 
-    p = sub.add_parser("eval", help="build a catalogue from a dataset's train part and evaluate its test part")
-    p.add_argument("data_dir", help="MetaTool's folder or a generic folder (tools.jsonl, train.jsonl, test.jsonl)")
+    p = sub.add_parser(
+        "eval", help="build a catalogue from a dataset's train part and evaluate its test part"
+    )
+    p.add_argument(
+        "data_dir", help="MetaTool's folder or a generic folder (tools.jsonl, train.jsonl, test.jsonl)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--work-dir", help="catalogue data dir to build (default: a temporary folder)")
     p.add_argument("--second-stages", action="store_true", help="also train and evaluate the MLC and refiner")
     p.add_argument("--cache", help=".npz file that keeps query embeddings between runs")
-    p.add_argument("--every", type=int, default=1,
-                   help="keep every N-th train and test example (a quicker, deterministic subsample)")
+    p.add_argument(
+        "--every",
+        type=int,
+        default=1,
+        help="keep every N-th train and test example (a quicker, deterministic subsample)",
+    )
     p.add_argument("--bm25-weight", type=float, default=HybridWeights.bm25, help="hybrid weight of BM25")
     p.set_defaults(func=cmd_eval)
 
-    for name, helptext in (("train-mlc", "train the multi-label classifier from recorded usage"),
-                           ("train-refiner", "train the ToolRefiner reranker from recorded usage")):
+    for name, helptext in (
+        ("train-mlc", "train the multi-label classifier from recorded usage"),
+        ("train-refiner", "train the ToolRefiner reranker from recorded usage"),
+    ):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--data-dir", required=True, help="the tools data dir (catalogue + usage)")
         p.add_argument("--epochs", type=int)
@@ -80,23 +90,33 @@ def default_encoder(cache: str | None = None) -> Encoder:
 
 def engine_retrieve(engine: ToolEngine, mode: Mode, classifier: bool, rerank: bool) -> ev.Retrieve:
     """The retriever the evaluation loop calls: (queries, k) -> ranked tool ids."""
+
     def retrieve(queries: list[str], k: int) -> list[list[str]]:
-        requests = [RetrieveRequest(query=q, k=k, mode=mode, classifier=classifier, rerank=rerank) for q in queries]
+        requests = [
+            RetrieveRequest(query=q, k=k, mode=mode, classifier=classifier, rerank=rerank) for q in queries
+        ]
         return [[hit.tool_id for hit in hits] for hits in engine.retrieve_tools_batch(requests)]
+
     return retrieve
 
 
-def build_engine(dataset: ev.ToolDataset, work_dir: str | Path, encoder: Encoder,
-                 weights: HybridWeights = HybridWeights()) -> ToolEngine:
+def build_engine(
+    dataset: ev.ToolDataset, work_dir: str | Path, encoder: Encoder, weights: HybridWeights = DEFAULT_WEIGHTS
+) -> ToolEngine:
     engine = ToolEngine(work_dir, encoder, weights)
     engine.upsert_tools(dataset.tools)
     engine.record_usage([(e.query, e.tools) for e in dataset.train])
     return engine
 
 
-def run_eval(data_dir: str | Path, work_dir: str | Path, encoder: Encoder, second_stages: bool,
-             weights: HybridWeights = HybridWeights(),
-             every: int = 1) -> tuple[dict[str, dict[str, dict[str, float]]], dict]:
+def run_eval(
+    data_dir: str | Path,
+    work_dir: str | Path,
+    encoder: Encoder,
+    second_stages: bool,
+    weights: HybridWeights = DEFAULT_WEIGHTS,
+    every: int = 1,
+) -> tuple[dict[str, dict[str, dict[str, float]]], dict]:
     """{test set: {row label: metrics}} and timings/training notes."""
     dataset = ev.load(data_dir).subsample(every)
     notes: dict[str, float] = {}
@@ -140,8 +160,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     encoder = default_encoder(args.cache)
     weights = HybridWeights(bm25=args.bm25_weight)
     with tempfile.TemporaryDirectory() as tmp:
-        results, notes = run_eval(args.data_dir, args.work_dir or tmp, encoder, args.second_stages, weights,
-                                  args.every)
+        results, notes = run_eval(
+            args.data_dir, args.work_dir or tmp, encoder, args.second_stages, weights, args.every
+        )
     if args.cache:
         encoder.save()
     if args.json:
@@ -157,8 +178,10 @@ def cmd_train_stage(args: argparse.Namespace) -> int:
     options = {} if args.epochs is None else {"epochs": args.epochs}
     train = engine.train_classifier if args.tools_command == "train-mlc" else engine.train_refiner
     losses = train(**options)
-    print(f"{args.tools_command}: {len(losses)} epochs, loss {losses[0]:.4f} -> {losses[-1]:.4f}, "
-          f"saved in {args.data_dir}")
+    print(
+        f"{args.tools_command}: {len(losses)} epochs, loss {losses[0]:.4f} -> {losses[-1]:.4f}, "
+        f"saved in {args.data_dir}"
+    )
     return 0
 
 
@@ -169,8 +192,13 @@ def cmd_qta_pairs(args: argparse.Namespace) -> int:
     samples = ev.load_examples(Path(args.samples))
     rewriter = QueryRewriter(args.rewriter)
     tools = {t.id: t for t in engine.list_tools()}
-    pairs = preference_pairs(rewriter, engine_retrieve(engine, Mode.HYBRID, False, False), tools, samples,
-                             rewrites_per_query=args.rewrites)
+    pairs = preference_pairs(
+        rewriter,
+        engine_retrieve(engine, Mode.HYBRID, False, False),
+        tools,
+        samples,
+        rewrites_per_query=args.rewrites,
+    )
     write_pairs(pairs, args.out)
     print(f"{len(pairs)} preference pairs from {len(samples)} samples written to {args.out}")
     return 0
@@ -179,8 +207,12 @@ def cmd_qta_pairs(args: argparse.Namespace) -> int:
 def cmd_train_qta(args: argparse.Namespace) -> int:
     from ferret.tools.qta import DPOSettings, read_pairs, train_qta
 
-    metrics = train_qta(args.rewriter, read_pairs(args.pairs), args.out,
-                        DPOSettings(epochs=args.epochs, learning_rate=args.lr, beta=args.beta))
+    metrics = train_qta(
+        args.rewriter,
+        read_pairs(args.pairs),
+        args.out,
+        DPOSettings(epochs=args.epochs, learning_rate=args.lr, beta=args.beta),
+    )
     print(json.dumps(metrics))
     return 0
 

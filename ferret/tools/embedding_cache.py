@@ -33,8 +33,11 @@ class CachedEncoder(Encoder):
             texts_of = dict(zip(keys, texts, strict=True))
             fresh = self.encoder.embed([texts_of[k] for k in missing], options)
             self._vectors.update(zip(missing, fresh, strict=True))
-        return np.stack([self._vectors[k] for k in keys]) if keys else \
-            np.zeros((0, self.info.dimension), np.float32)
+        return (
+            np.stack([self._vectors[k] for k in keys])
+            if keys
+            else np.zeros((0, self.info.dimension), np.float32)
+        )
 
     def save(self) -> None:
         keys = list(self._vectors)

@@ -19,18 +19,25 @@ from pathlib import Path
 from ferret.encoders.base import Encoder
 from ferret.tools import mlc, refiner
 from ferret.tools.catalogue import Tool, ToolCatalogue
-from ferret.tools.retriever import HybridWeights, RetrieveRequest, ToolHit, ToolRetriever
+from ferret.tools.retriever import DEFAULT_WEIGHTS, HybridWeights, RetrieveRequest, ToolHit, ToolRetriever
 from ferret.tools.signals import ToolSignals
 
 
 class ToolEngine:
-    def __init__(self, data_dir: str | Path, encoder: Encoder, weights: HybridWeights = HybridWeights(),
-                 classifier_default: bool = False, rerank_default: bool = False):
+    def __init__(
+        self,
+        data_dir: str | Path,
+        encoder: Encoder,
+        weights: HybridWeights = DEFAULT_WEIGHTS,
+        classifier_default: bool = False,
+        rerank_default: bool = False,
+    ):
         self.data_dir = Path(data_dir)
         self.catalogue = ToolCatalogue(self.data_dir)
         self.signals = ToolSignals(self.catalogue, encoder)
-        self.retriever = ToolRetriever(self.signals, weights, classifier_default=classifier_default,
-                                       rerank_default=rerank_default)
+        self.retriever = ToolRetriever(
+            self.signals, weights, classifier_default=classifier_default, rerank_default=rerank_default
+        )
         self.reload_stages()
 
     @property

@@ -55,8 +55,10 @@ def load(data_dir: str | Path) -> ToolDataset:
         return load_metatool(root)
     if (root / "tools.jsonl").exists():
         return load_generic(root)
-    raise InvalidArgument(f"{root} holds neither MetaTool's files (all_clean_data.csv, plugin_des.json) nor "
-                          "the generic layout (tools.jsonl, train.jsonl, test.jsonl)")
+    raise InvalidArgument(
+        f"{root} holds neither MetaTool's files (all_clean_data.csv, plugin_des.json) nor "
+        "the generic layout (tools.jsonl, train.jsonl, test.jsonl)"
+    )
 
 
 def load_metatool(root: Path) -> ToolDataset:
@@ -72,8 +74,10 @@ def load_metatool(root: Path) -> ToolDataset:
         if i % 5 == 0 and query.lower() not in seen:
             seen.add(query.lower())  # a query repeated inside the test part counts once
             single.append(Example(query, (tool,)))
-    multi = [Example(r["query"], tuple(r["tool"])
-                     ) for r in json.loads((root / "multi_tool_query_golden.json").read_text())]
+    multi = [
+        Example(r["query"], tuple(r["tool"]))
+        for r in json.loads((root / "multi_tool_query_golden.json").read_text())
+    ]
     tools = [Tool(id=name, name=name, description=desc) for name, desc in sorted(descriptions.items())]
     return ToolDataset(tools=tools, train=train, tests={"single": single, "multi": multi})
 
@@ -82,10 +86,19 @@ def load_generic(root: Path) -> ToolDataset:
     tools = []
     for rec in _jsonl(root / "tools.jsonl"):
         tool_id = str(rec["id"])
-        tools.append(Tool(id=tool_id, name=rec.get("name", tool_id), description=rec["description"],
-                          parameters=parse_parameters(rec.get("parameters"), tool_id)))
-    return ToolDataset(tools=tools, train=load_examples(root / "train.jsonl"),
-                       tests={"test": load_examples(root / "test.jsonl")})
+        tools.append(
+            Tool(
+                id=tool_id,
+                name=rec.get("name", tool_id),
+                description=rec["description"],
+                parameters=parse_parameters(rec.get("parameters"), tool_id),
+            )
+        )
+    return ToolDataset(
+        tools=tools,
+        train=load_examples(root / "train.jsonl"),
+        tests={"test": load_examples(root / "test.jsonl")},
+    )
 
 
 def load_examples(path: Path) -> list[Example]:
@@ -100,7 +113,9 @@ def load_examples(path: Path) -> list[Example]:
 
 def _jsonl(path: Path) -> list[dict]:
     if not path.exists():
-        raise InvalidArgument(f"{path} is missing; the generic layout needs tools.jsonl, train.jsonl, test.jsonl")
+        raise InvalidArgument(
+            f"{path} is missing; the generic layout needs tools.jsonl, train.jsonl, test.jsonl"
+        )
     out = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if line.strip():
@@ -117,8 +132,11 @@ def metrics(examples: Sequence[Example], rankings: Sequence[Sequence[str]]) -> d
         raise InvalidArgument(f"{len(examples)} examples but {len(rankings)} rankings")
     qrels = [ir_measures.Qrel(str(i), tool, 1) for i, e in enumerate(examples) for tool in e.tools]
     # Scores strictly decreasing by rank; the tool id breaks no tie since none occur.
-    run = [ir_measures.ScoredDoc(str(i), tool, float(len(ranked) - r))
-           for i, ranked in enumerate(rankings) for r, tool in enumerate(ranked)]
+    run = [
+        ir_measures.ScoredDoc(str(i), tool, float(len(ranked) - r))
+        for i, ranked in enumerate(rankings)
+        for r, tool in enumerate(ranked)
+    ]
     measures = [Recall @ k for k in CUTOFFS_RECALL] + [nDCG @ k for k in CUTOFFS_NDCG]
     agg = ir_measures.calc_aggregate(measures, qrels, run)
     out = {f"recall@{k}": float(agg[Recall @ k]) for k in CUTOFFS_RECALL}
@@ -134,7 +152,9 @@ def completeness(examples: Sequence[Example], rankings: Sequence[Sequence[str]],
     return sum(hits) / len(hits) if hits else 0.0
 
 
-def evaluate(retrieve: Retrieve, examples: Sequence[Example], k: int = max(CUTOFFS_RECALL)) -> dict[str, float]:
+def evaluate(
+    retrieve: Retrieve, examples: Sequence[Example], k: int = max(CUTOFFS_RECALL)
+) -> dict[str, float]:
     rankings = retrieve([e.query for e in examples], k)
     return metrics(examples, rankings)
 

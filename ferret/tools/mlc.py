@@ -24,8 +24,12 @@ FILE_NAME = "mlc.pt"
 class ClassifierHead(torch.nn.Module):
     def __init__(self, dim: int, tools: int, hidden: int):
         super().__init__()
-        self.net = torch.nn.Sequential(torch.nn.Linear(dim, hidden), torch.nn.GELU(), torch.nn.Dropout(0.1),
-                                       torch.nn.Linear(hidden, tools))
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(dim, hidden),
+            torch.nn.GELU(),
+            torch.nn.Dropout(0.1),
+            torch.nn.Linear(hidden, tools),
+        )
 
     def forward(self, query_vectors: torch.Tensor) -> torch.Tensor:
         return self.net(query_vectors)
@@ -51,20 +55,30 @@ class MultiLabelClassifier(SecondStage):
             return f"it was trained on {self.model!r} embeddings, the tools use {signals.model!r}"
         current = signals.catalogue.fingerprint()
         if current != self.fingerprint or self.tool_ids != signals.ids:
-            return (f"it was trained on catalogue {self.fingerprint} ({len(self.tool_ids)} tools), the catalogue "
-                    f"is now {current} ({len(signals.ids)} tools)")
+            return (
+                f"it was trained on catalogue {self.fingerprint} ({len(self.tool_ids)} tools), the catalogue "
+                f"is now {current} ({len(signals.ids)} tools)"
+            )
         return None
 
-    def probabilities(self, signals: ToolSignals, query_vectors: np.ndarray, candidates: np.ndarray,
-                      first_stage: np.ndarray) -> np.ndarray:
+    def probabilities(
+        self, signals: ToolSignals, query_vectors: np.ndarray, candidates: np.ndarray, first_stage: np.ndarray
+    ) -> np.ndarray:
         with torch.inference_mode():
             logits = self.head(torch.from_numpy(query_vectors)).numpy()
         # Rows of signals.ids equal label indices: is_stale guarantees the same ordered tool list.
         return 1.0 / (1.0 + np.exp(-np.take_along_axis(logits, candidates, axis=1)))
 
 
-def train_mlc(signals: ToolSignals, out_path: str | Path, epochs: int = 30, hidden: int = 1024, lr: float = 2e-3,
-              batch_size: int = 256, seed: int = 0) -> list[float]:
+def train_mlc(
+    signals: ToolSignals,
+    out_path: str | Path,
+    epochs: int = 30,
+    hidden: int = 1024,
+    lr: float = 2e-3,
+    batch_size: int = 256,
+    seed: int = 0,
+) -> list[float]:
     """Train on all recorded usage and save next to the catalogue; returns per-epoch losses."""
     data = usage_data(signals)
     x, y = torch.from_numpy(data.vectors), torch.from_numpy(data.labels)

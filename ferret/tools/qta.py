@@ -69,8 +69,14 @@ def tool_lines(tools: Sequence[Tool]) -> str:
 
 
 class QueryRewriter:
-    def __init__(self, model_path: str | Path, template: str = DEFAULT_TEMPLATE,
-                 settings: GenerationSettings = GenerationSettings(), timeout_s: float = 2.0, seed: int = 0):
+    def __init__(
+        self,
+        model_path: str | Path,
+        template: str = DEFAULT_TEMPLATE,
+        settings: GenerationSettings = GenerationSettings(),
+        timeout_s: float = 2.0,
+        seed: int = 0,
+    ):
         if "{query}" not in template:
             raise InvalidArgument("the rewrite prompt template needs a {query} placeholder")
         if timeout_s <= 0:
@@ -82,7 +88,9 @@ class QueryRewriter:
             self.tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
             self.model = AutoModelForCausalLM.from_pretrained(model_path, local_files_only=True)
         except OSError as exc:
-            raise ModelLoadError(f"cannot load a causal LM for query rewriting from {model_path}: {exc}") from exc
+            raise ModelLoadError(
+                f"cannot load a causal LM for query rewriting from {model_path}: {exc}"
+            ) from exc
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.tokenizer.padding_side = "left"  # generation continues after the prompt
@@ -95,7 +103,9 @@ class QueryRewriter:
     def prompt(self, query: str, tools: Sequence[Tool] = ()) -> str:
         return self.template.format(query=query, tools=tool_lines(tools))
 
-    def generate(self, prompts: list[str], samples: int = 1, stop: threading.Event | None = None) -> list[list[str]]:
+    def generate(
+        self, prompts: list[str], samples: int = 1, stop: threading.Event | None = None
+    ) -> list[list[str]]:
         """`samples` completions per prompt (sampled when samples > 1, greedy otherwise)."""
         from transformers import StoppingCriteria, StoppingCriteriaList
 
@@ -109,12 +119,20 @@ class QueryRewriter:
         s = self.settings
         with torch.inference_mode():
             out = self.model.generate(
-                **enc, max_new_tokens=s.max_new_tokens, do_sample=samples > 1, temperature=s.temperature,
-                top_p=s.top_p, num_return_sequences=samples, pad_token_id=self.tokenizer.pad_token_id,
-                stopping_criteria=StoppingCriteriaList([_Stop()]))
-        texts = self.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-        return [[t.strip().split("\n")[0].strip() for t in texts[i * samples:(i + 1) * samples]]
-                for i in range(len(prompts))]
+                **enc,
+                max_new_tokens=s.max_new_tokens,
+                do_sample=samples > 1,
+                temperature=s.temperature,
+                top_p=s.top_p,
+                num_return_sequences=samples,
+                pad_token_id=self.tokenizer.pad_token_id,
+                stopping_criteria=StoppingCriteriaList([_Stop()]),
+            )
+        texts = self.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+        return [
+            [t.strip().split("\n")[0].strip() for t in texts[i * samples : (i + 1) * samples]]
+            for i in range(len(prompts))
+        ]
 
     def rewrite(self, query: str, tools: Sequence[Tool] = ()) -> Rewrite:
         """The rewritten query, or the original one when generation times out or yields nothing."""
@@ -136,9 +154,15 @@ def gold_score(ranked: Sequence[str], gold: Sequence[str]) -> float:
     return sum(1.0 / (position[g] + 1) if g in position else 0.0 for g in gold) / len(gold)
 
 
-def preference_pairs(rewriter: QueryRewriter, retrieve: Callable[[list[str], int], list[list[str]]],
-                     tools: dict[str, Tool], examples: Sequence[Example], rewrites_per_query: int = 2,
-                     context_tools: int = 3, depth: int = 20) -> list[PreferencePair]:
+def preference_pairs(
+    rewriter: QueryRewriter,
+    retrieve: Callable[[list[str], int], list[list[str]]],
+    tools: dict[str, Tool],
+    examples: Sequence[Example],
+    rewrites_per_query: int = 2,
+    context_tools: int = 3,
+    depth: int = 20,
+) -> list[PreferencePair]:
     """QTA pairs: original query + sampled rewrites, ranked by where the gold tools land; best vs worst.
 
     Samples whose candidates all score the same give no preference and yield no pair.
@@ -156,8 +180,10 @@ def preference_pairs(rewriter: QueryRewriter, retrieve: Callable[[list[str], int
     for example, ranked, candidates in zip(examples, first, rewrites, strict=True):
         texts = [example.query, *(c for c in candidates if c)]
         rankings = [ranked, *retrieve(texts[1:], depth)] if len(texts) > 1 else [ranked]
-        scored = sorted(zip((gold_score(r[:depth], example.tools) for r in rankings), texts, strict=True),
-                        key=lambda pair: -pair[0])
+        scored = sorted(
+            zip((gold_score(r[:depth], example.tools) for r in rankings), texts, strict=True),
+            key=lambda pair: -pair[0],
+        )
         (best, chosen), (worst, rejected) = scored[0], scored[-1]
         if best == worst or chosen == rejected:
             continue
@@ -187,8 +213,12 @@ class DPOSettings:
     max_steps: int = -1
 
 
-def train_qta(model_path: str | Path, pairs: Sequence[PreferencePair], out_dir: str | Path,
-              settings: DPOSettings = DPOSettings()) -> dict[str, float]:
+def train_qta(
+    model_path: str | Path,
+    pairs: Sequence[PreferencePair],
+    out_dir: str | Path,
+    settings: DPOSettings = DPOSettings(),
+) -> dict[str, float]:
     """DPO-train the rewriter on preference pairs with trl; saves model + tokenizer to `out_dir`."""
     if not pairs:
         raise InvalidArgument("no preference pairs to train on; run `ferret tools qta-pairs` first")
@@ -200,12 +230,24 @@ def train_qta(model_path: str | Path, pairs: Sequence[PreferencePair], out_dir: 
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(model_path, local_files_only=True)
-    data = Dataset.from_list([{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs])
+    data = Dataset.from_list(
+        [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs]
+    )
     config = DPOConfig(
-        output_dir=str(out_dir), num_train_epochs=settings.epochs, max_steps=settings.max_steps,
-        learning_rate=settings.learning_rate, beta=settings.beta, per_device_train_batch_size=settings.batch_size,
-        max_length=settings.max_length, report_to=[], save_strategy="no", logging_steps=1, use_cpu=True,
-        dataloader_num_workers=0, disable_tqdm=True)
+        output_dir=str(out_dir),
+        num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps,
+        learning_rate=settings.learning_rate,
+        beta=settings.beta,
+        per_device_train_batch_size=settings.batch_size,
+        max_length=settings.max_length,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=1,
+        use_cpu=True,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
     trainer = DPOTrainer(model=model, args=config, train_dataset=data, processing_class=tokenizer)
     result = trainer.train()
     trainer.save_model(str(out_dir))

@@ -66,16 +66,20 @@ class ToolRefiner(SecondStage):
             return f"it was trained on {self.encoder_model!r} embeddings, the tools use {signals.model!r}"
         return None
 
-    def probabilities(self, signals: ToolSignals, query_vectors: np.ndarray, candidates: np.ndarray,
-                      first_stage: np.ndarray) -> np.ndarray:
+    def probabilities(
+        self, signals: ToolSignals, query_vectors: np.ndarray, candidates: np.ndarray, first_stage: np.ndarray
+    ) -> np.ndarray:
         t2v, desc = signals.tool2vec()[candidates], signals.description[candidates]
         with torch.inference_mode():
-            logits = self.model(torch.from_numpy(query_vectors), torch.from_numpy(t2v), torch.from_numpy(desc))
+            logits = self.model(
+                torch.from_numpy(query_vectors), torch.from_numpy(t2v), torch.from_numpy(desc)
+            )
         return torch.sigmoid(logits).numpy()
 
 
-def leave_one_out_candidates(signals: ToolSignals, vectors: np.ndarray, gold_rows: list[list[int]], k: int,
-                             description_weight: float) -> tuple[np.ndarray, dict[tuple[int, int], np.ndarray]]:
+def leave_one_out_candidates(
+    signals: ToolSignals, vectors: np.ndarray, gold_rows: list[list[int]], k: int, description_weight: float
+) -> tuple[np.ndarray, dict[tuple[int, int], np.ndarray]]:
     """Top-k candidates per training query, ranked with gold tools' Tool2Vec vectors computed leave-one-out.
 
     Returns (candidate rows [N, k], {(query, position in its candidates): leave-one-out Tool2Vec vector}).
@@ -85,8 +89,12 @@ def leave_one_out_candidates(signals: ToolSignals, vectors: np.ndarray, gold_row
     loo: dict[tuple[int, int], np.ndarray] = {}
     for i, rows in enumerate(gold_rows):
         for row in rows:
-            vec = blend(signals.usage_sum[row] - vectors[i], signals.usage_count[row] - 1,
-                        signals.description[row], signals.prior_usages)
+            vec = blend(
+                signals.usage_sum[row] - vectors[i],
+                signals.usage_count[row] - 1,
+                signals.description[row],
+                signals.prior_usages,
+            )
             loo[i, row] = vec
             scores[i, row] = vectors[i] @ vec + description_weight * (vectors[i] @ signals.description[row])
     candidates = np.argsort(-scores, axis=1, kind="stable")[:, :k]
@@ -98,9 +106,16 @@ def leave_one_out_candidates(signals: ToolSignals, vectors: np.ndarray, gold_row
     return candidates, by_position
 
 
-def train_refiner(signals: ToolSignals, out_path: str | Path, candidates: int = 32, epochs: int = 8,
-                  lr: float = 5e-4, batch_size: int = 64, description_weight: float = 0.3,
-                  seed: int = 0) -> list[float]:
+def train_refiner(
+    signals: ToolSignals,
+    out_path: str | Path,
+    candidates: int = 32,
+    epochs: int = 8,
+    lr: float = 5e-4,
+    batch_size: int = 64,
+    description_weight: float = 0.3,
+    seed: int = 0,
+) -> list[float]:
     """Train on recorded usage (leave-one-out candidates) and save; returns per-epoch losses."""
     data = usage_data(signals)
     k = min(candidates, len(signals.ids))
@@ -118,12 +133,17 @@ def train_refiner(signals: ToolSignals, out_path: str | Path, candidates: int = 
         for b, i in enumerate(idx):
             for pos, vec in loo_at.get(int(i), ()):
                 t2v[b, pos] = vec
-        return (torch.from_numpy(data.vectors[idx]), torch.from_numpy(t2v), torch.from_numpy(desc_table[cand[idx]]),
-                labels[idx], mask[: len(idx)])
+        return (
+            torch.from_numpy(data.vectors[idx]),
+            torch.from_numpy(t2v),
+            torch.from_numpy(desc_table[cand[idx]]),
+            labels[idx],
+            mask[: len(idx)],
+        )
 
     def batches(rng: np.random.Generator):
         order = rng.permutation(len(cand))
-        return (batch(order[i:i + batch_size]) for i in range(0, len(order), batch_size))
+        return (batch(order[i : i + batch_size]) for i in range(0, len(order), batch_size))
 
     torch.manual_seed(seed)
     config = {"dim": int(data.vectors.shape[1])}

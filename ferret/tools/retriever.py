@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from ferret.errors import FailedPrecondition, InvalidArgument
 from ferret.tools.signals import ToolSignals
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     DESCRIPTION = "description"
     TOOL2VEC = "tool2vec"
     BM25 = "bm25"
@@ -33,6 +33,9 @@ class HybridWeights:
     tool2vec: float = 1.0
     description: float = 0.3
     bm25: float = 0.1
+
+
+DEFAULT_WEIGHTS = HybridWeights()
 
 
 @dataclass(frozen=True)
@@ -79,8 +82,9 @@ class SecondStage:
         """Why this stage no longer fits the catalogue, or None when it fits."""
         raise NotImplementedError
 
-    def probabilities(self, signals: ToolSignals, query_vectors: np.ndarray, candidates: np.ndarray,
-                      first_stage: np.ndarray) -> np.ndarray:
+    def probabilities(
+        self, signals: ToolSignals, query_vectors: np.ndarray, candidates: np.ndarray, first_stage: np.ndarray
+    ) -> np.ndarray:
         """[queries, candidates] probabilities; `candidates` holds rows of `signals.ids`."""
         raise NotImplementedError
 
@@ -89,9 +93,16 @@ MAX_K = 1000
 
 
 class ToolRetriever:
-    def __init__(self, signals: ToolSignals, weights: HybridWeights = HybridWeights(), candidates: int = 64,
-                 classifier: SecondStage | None = None, refiner: SecondStage | None = None,
-                 classifier_default: bool = False, rerank_default: bool = False):
+    def __init__(
+        self,
+        signals: ToolSignals,
+        weights: HybridWeights = DEFAULT_WEIGHTS,
+        candidates: int = 64,
+        classifier: SecondStage | None = None,
+        refiner: SecondStage | None = None,
+        classifier_default: bool = False,
+        rerank_default: bool = False,
+    ):
         self.signals = signals
         self.weights = weights
         self.candidates = candidates
@@ -123,20 +134,26 @@ class ToolRetriever:
     # ---- internals ---------------------------------------------------------------------------------
     def _stages(self, request: RetrieveRequest) -> list[SecondStage]:
         chosen = []
-        for stage, asked, default in ((self.classifier, request.classifier, self.classifier_default),
-                                      (self.refiner, request.rerank, self.rerank_default)):
+        for stage, asked, default in (
+            (self.classifier, request.classifier, self.classifier_default),
+            (self.refiner, request.rerank, self.rerank_default),
+        ):
             label = "classifier" if stage is self.classifier else "refiner"
             if asked is False or (asked is None and not default):
                 continue
             if stage is None:
                 if asked:
-                    raise FailedPrecondition(f"no trained {label} is loaded; train one with "
-                                             f"`ferret tools train-{'mlc' if label == 'classifier' else 'refiner'}`")
+                    raise FailedPrecondition(
+                        f"no trained {label} is loaded; train one with "
+                        f"`ferret tools train-{'mlc' if label == 'classifier' else 'refiner'}`"
+                    )
                 continue
             reason = stage.is_stale(self.signals)
             if reason is not None:
                 if asked:
-                    raise FailedPrecondition(f"the {label} is stale: {reason}; retrain it or retrieve without it")
+                    raise FailedPrecondition(
+                        f"the {label} is stale: {reason}; retrain it or retrieve without it"
+                    )
                 continue  # default-on stages switch themselves off when the catalogue moved on
             chosen.append(stage)
         return chosen
@@ -159,8 +176,9 @@ class ToolRetriever:
             probability = None
             if stages:
                 query_vectors = per_signal["query_vectors"]
-                probability = np.mean([s.probabilities(signals, query_vectors, candidates, final) for s in stages],
-                                      axis=0)
+                probability = np.mean(
+                    [s.probabilities(signals, query_vectors, candidates, final) for s in stages], axis=0
+                )
                 probability = np.where(np.isfinite(final), probability, -np.inf)
                 order = np.argsort(-probability, axis=1, kind="stable")
                 candidates = np.take_along_axis(candidates, order, axis=1)
@@ -175,10 +193,19 @@ class ToolRetriever:
                         break
                     tool_row = int(candidates[row, col])
                     tool_id = signals.ids[tool_row]
-                    hits.append(ToolHit(
-                        tool_id=tool_id, name=signals.tools[tool_id].name, score=score,
-                        signals={k: float(v[row, tool_row]) for k, v in per_signal.items() if k != "query_vectors"},
-                        probability=None if probability is None else score))
+                    hits.append(
+                        ToolHit(
+                            tool_id=tool_id,
+                            name=signals.tools[tool_id].name,
+                            score=score,
+                            signals={
+                                k: float(v[row, tool_row])
+                                for k, v in per_signal.items()
+                                if k != "query_vectors"
+                            },
+                            probability=None if probability is None else score,
+                        )
+                    )
                 out.append(_cut_set(hits, request.set_mode))
             return out
 
@@ -213,8 +240,9 @@ class ToolRetriever:
             if r.namespace is None and not r.tags:
                 continue
             wanted = set(r.tags)
-            mask[row] = [(r.namespace is None or t.namespace == r.namespace) and wanted.issubset(t.tags)
-                         for t in tools]
+            mask[row] = [
+                (r.namespace is None or t.namespace == r.namespace) and wanted.issubset(t.tags) for t in tools
+            ]
         return mask
 
 
@@ -226,8 +254,9 @@ def _check(request: RetrieveRequest) -> None:
     try:
         Mode(request.mode)
     except ValueError:
-        raise InvalidArgument(f"unknown mode {request.mode!r}; use one of "
-                              f"{', '.join(m.value for m in Mode)}") from None
+        raise InvalidArgument(
+            f"unknown mode {request.mode!r}; use one of {', '.join(m.value for m in Mode)}"
+        ) from None
     s = request.set_mode
     if s is not None and (s.max_tools < 1 or not np.isfinite(s.threshold)):
         raise InvalidArgument("set mode needs max_tools >= 1 and a finite threshold")
@@ -237,6 +266,9 @@ def _cut_set(hits: list[ToolHit], options: SetOptions | None) -> list[ToolHit]:
     """Set mode: the leading hits whose probability (else score) reaches the threshold, at least one."""
     if options is None or not hits:
         return hits
-    kept = [h for h in hits[: options.max_tools]
-            if (h.probability if h.probability is not None else h.score) >= options.threshold]
+    kept = [
+        h
+        for h in hits[: options.max_tools]
+        if (h.probability if h.probability is not None else h.score) >= options.threshold
+    ]
     return kept or hits[:1]

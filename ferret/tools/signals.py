@@ -65,11 +65,13 @@ def embed_in_chunks(encoder: Encoder, texts: list[str], options: EncodeOptions) 
     whole training set in one batch would need gigabytes of activations."""
     if not texts:
         return np.zeros((0, encoder.info.dimension), np.float32)
-    parts = [encoder.embed(texts[i:i + EMBED_CHUNK], options) for i in range(0, len(texts), EMBED_CHUNK)]
+    parts = [encoder.embed(texts[i : i + EMBED_CHUNK], options) for i in range(0, len(texts), EMBED_CHUNK)]
     return l2_normalise(np.concatenate(parts))
 
 
-def blend(usage_sum: np.ndarray, usage_count: np.ndarray, description: np.ndarray, prior_usages: float) -> np.ndarray:
+def blend(
+    usage_sum: np.ndarray, usage_count: np.ndarray, description: np.ndarray, prior_usages: float
+) -> np.ndarray:
     """Tool2Vec vectors from running sums and counts, blended with description vectors (module docstring)."""
     counts = np.asarray(usage_count, np.float32)[..., None]
     centroid = l2_normalise(usage_sum / np.maximum(counts, 1.0))
@@ -111,11 +113,17 @@ class ToolSignals:
             dim = self.encoder.info.dimension
             self.ids = [t.id for t in tools]
             self.tools = {t.id: t for t in tools}
-            self.description = l2_normalise(np.stack([cached[i][1] for i in self.ids])) if tools \
+            self.description = (
+                l2_normalise(np.stack([cached[i][1] for i in self.ids]))
+                if tools
                 else np.zeros((0, dim), np.float32)
+            )
             zero = (np.zeros(dim, np.float32), 0)
-            self.usage_sum = np.stack([sums.get(i, zero)[0] for i in self.ids]) if tools \
+            self.usage_sum = (
+                np.stack([sums.get(i, zero)[0] for i in self.ids])
+                if tools
                 else np.zeros((0, dim), np.float32)
+            )
             self.usage_count = np.array([sums.get(i, zero)[1] for i in self.ids], dtype=np.int64)
             self._tool2vec = None
             self._bm25 = None
@@ -159,12 +167,14 @@ class ToolSignals:
         return out
 
     def _lexical_index(self):
-        """The BM25 index over `lexical_text`, built on first use after a change (ms for thousands of tools)."""
+        """The BM25 index over `lexical_text`, built on first use after a change (milliseconds)."""
         from ferret.indexing.bm25 import BM25Index
 
         with self._lock:
             if self._bm25 is None:
                 index = BM25Index()
-                index.add(np.arange(len(self.ids), dtype=np.int64), [lexical_text(self.tools[i]) for i in self.ids])
+                index.add(
+                    np.arange(len(self.ids), dtype=np.int64), [lexical_text(self.tools[i]) for i in self.ids]
+                )
                 self._bm25 = index
             return self._bm25

@@ -37,9 +37,14 @@ def usage_data(signals: ToolSignals) -> UsageData:
     return UsageData(np.stack([r.vector for r in records]), labels, gold_rows)
 
 
-def train_bce(model: torch.nn.Module, batches: Callable[[np.random.Generator], Iterable[tuple]], epochs: int,
-              lr: float, seed: int = 0) -> list[float]:
-    """AdamW on per-label BCE; `batches(rng)` yields (inputs..., targets, mask) tuples. Returns epoch losses."""
+def train_bce(
+    model: torch.nn.Module,
+    batches: Callable[[np.random.Generator], Iterable[tuple]],
+    epochs: int,
+    lr: float,
+    seed: int = 0,
+) -> list[float]:
+    """AdamW on per-label BCE; `batches(rng)` yields (inputs..., targets, mask). Returns epoch losses."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
@@ -60,10 +65,21 @@ def train_bce(model: torch.nn.Module, batches: Callable[[np.random.Generator], I
     return losses
 
 
-def save_stage(path: Path, kind: str, signals: ToolSignals, model: torch.nn.Module, config: dict[str, Any]) -> None:
+def save_stage(
+    path: Path, kind: str, signals: ToolSignals, model: torch.nn.Module, config: dict[str, Any]
+) -> None:
     tmp = path.with_suffix(".tmp")
-    torch.save({"kind": kind, "fingerprint": signals.catalogue.fingerprint(), "tool_ids": list(signals.ids),
-                "model": signals.model, "config": config, "state": model.state_dict()}, tmp)
+    torch.save(
+        {
+            "kind": kind,
+            "fingerprint": signals.catalogue.fingerprint(),
+            "tool_ids": list(signals.ids),
+            "model": signals.model,
+            "config": config,
+            "state": model.state_dict(),
+        },
+        tmp,
+    )
     tmp.replace(path)  # atomic: a crash never leaves a half-written model in place
 
 
