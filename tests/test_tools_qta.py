@@ -7,7 +7,6 @@ from ferret.tools.evaluate import Example
 from ferret.tools.qta import (
     DPOSettings,
     GenerationSettings,
-    PreferencePair,
     QueryRewriter,
     gold_score,
     preference_pairs,
@@ -39,7 +38,7 @@ def tiny_lm(tmp_path_factory):
     tokenizer.save_pretrained(path)
     config = GPT2Config(
         vocab_size=len(tokenizer),
-        n_positions=256,
+        n_positions=1024,
         n_embd=32,
         n_layer=2,
         n_head=2,
@@ -51,14 +50,15 @@ def tiny_lm(tmp_path_factory):
 
 
 TOOLS = {
-    "weather": Tool(id="weather", name="WeatherTool", description="weather forecast for a city"),
-    "stocks": Tool(id="stocks", name="StockTool", description="stock price of a company"),
-    "translate": Tool(id="translate", name="Translator", description="translate text to a language"),
+    "calendar": Tool(id="calendar", name="Calendar", description="calendar events"),
+    "weather": Tool(id="weather", name="WeatherTool", description="weather forecast of rain tomorrow"),
+    "stocks": Tool(id="stocks", name="StockTool", description="stock price of shares"),
+    "translate": Tool(id="translate", name="Translator", description="translate text to french"),
 }
 
 
 def keyword_retrieve(queries, k):
-    """A frozen lexical retriever: tools ordered by shared words, ties by id."""
+    """A frozen lexical retriever: tools ordered by shared words, ties by id (so "calendar" wins a tie)."""
     out = []
     for q in queries:
         words = set(q.lower().split())
@@ -101,18 +101,18 @@ def test_pairs_then_dpo_step(tiny_lm, tmp_path):
         Example("price of shares", ("stocks",)),
         Example("say it in french", ("translate",)),
         Example("rain tomorrow", ("weather",)),
-    ] * 3
+    ] * 2
     pairs = preference_pairs(rewriter, keyword_retrieve, TOOLS, examples, rewrites_per_query=3)
-    # A random LM writes word salad: some candidates move the gold tool, some do not.
+    # Each original query shares words with its gold tool only, so it ranks the gold tool first; the
+    # random LM's word salad mostly shares none and ranks "calendar" first: original chosen, salad rejected.
+    assert pairs
     for pair in pairs:
         assert pair.chosen_score > pair.rejected_score
         assert "User request:" in pair.prompt
-    if not pairs:  # keep the DPO step meaningful even if every salad ranked the same
-        pairs = [PreferencePair(rewriter.prompt("rain"), " weather forecast", " stock", 1.0, 0.5)]
     write_pairs(pairs, tmp_path / "pairs.jsonl")
     assert read_pairs(tmp_path / "pairs.jsonl") == pairs
     out = tmp_path / "aligned"
-    metrics = train_qta(tiny_lm, pairs, out, DPOSettings(max_steps=1, batch_size=2, max_length=128))
+    metrics = train_qta(tiny_lm, pairs, out, DPOSettings(max_steps=1, batch_size=2, max_length=1024))
     assert "train_loss" in metrics
     aligned = QueryRewriter(out, settings=GenerationSettings(max_new_tokens=4), timeout_s=30)
     assert aligned.rewrite("rain tomorrow").text
