@@ -1,0 +1,100 @@
+"""Evaluation metrics on a hand-made case, the MetaTool split, and a small MetaTool slice end to end."""
+
+import json
+
+import pytest
+from conftest import require_dataset
+
+from ferret.errors import InvalidArgument
+from ferret.tools import evaluate as ev
+from ferret.tools.cli import format_table, main, run_eval
+
+
+def test_metrics_by_hand():
+    examples = [ev.Example("q1", ("a",)), ev.Example("q2", ("b", "c"))]
+    rankings = [["x", "a", "y"], ["b", "x", "y", "z", "w", "c"]]
+    m = ev.metrics(examples, rankings)
+    assert m["recall@1"] == pytest.approx((0 + 0.5) / 2)
+    assert m["recall@3"] == pytest.approx((1 + 0.5) / 2)
+    assert m["recall@10"] == pytest.approx(1.0)
+    assert m["completeness@5"] == pytest.approx(0.5)  # q2's "c" is 6th
+    assert m["completeness@10"] == pytest.approx(1.0)
+    # nDCG@5: q1 gain 1/log2(3) over ideal 1; q2 gain 1 over ideal 1 + 1/log2(3)
+    import math
+
+    q1 = 1 / math.log2(3)
+    q2 = 1 / (1 + 1 / math.log2(3))
+    assert m["ndcg@5"] == pytest.approx((q1 + q2) / 2, abs=1e-4)
+
+
+def test_metatool_split_follows_source_md():
+    data = ev.load(require_dataset("tools/metatool"))
+    assert len(data.tools) == 199 and len(data.train) == 16491
+    assert len(data.tests["multi"]) == 497
+    train = {e.query.lower() for e in data.train}
+    assert not any(e.query.lower() in train for e in data.tests["single"])
+    assert abs(len(data.tests["single"]) - 4091) <= 2  # SOURCE.md's count; see README for the difference
+
+
+def test_generic_layout_eval_cli(tmp_path, capsys):
+    tools = [
+        {"id": "w", "name": "Weather", "description": "weather forecast for a city"},
+        {
+            "id": "s",
+            "name": "Stocks",
+            "description": "share prices of companies",
+            "parameters": {"type": "object", "properties": {"ticker": {"type": "string"}}},
+        },
+        {"id": "t", "name": "Translate", "description": "translate text into another language"},
+    ]
+    train = [
+        {"query": "will it rain in Rome", "tools": ["w"]},
+        {"query": "Apple share price", "tools": ["s"]},
+        {"query": "say hello in French", "tools": ["t"]},
+    ]
+    test = [
+        {"query": "is it sunny in Madrid tomorrow", "tools": ["w"]},
+        {"query": "weather and stock price of Tesla", "tools": ["w", "s"]},
+    ]
+    for name, rows in (("tools", tools), ("train", train), ("test", test)):
+        (tmp_path / f"{name}.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    assert main(["tools", "eval", str(tmp_path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"test"} and set(out["test"]) == {"description", "tool2vec", "bm25", "hybrid"}
+    hybrid = out["test"]["hybrid"]
+    assert hybrid["recall@3"] == 1.0 and hybrid["completeness@5"] == 1.0
+    (tmp_path / "test.jsonl").write_text('{"query": "x"}\n')
+    with pytest.raises(InvalidArgument, match="non-empty query and tools"):
+        main(["tools", "eval", str(tmp_path)])
+
+
+def test_metatool_slice(tmp_path):
+    from ferret.tools.cli import default_encoder
+
+    data = ev.load(require_dataset("tools/metatool"))
+    keep = {t.id for t in data.tools[:12]}
+    per_tool: dict[str, int] = {}
+    train = []
+    for e in data.train:
+        if e.tools[0] in keep and per_tool.get(e.tools[0], 0) < 12:
+            per_tool[e.tools[0]] = per_tool.get(e.tools[0], 0) + 1
+            train.append(e)
+    single = [e for e in data.tests["single"] if e.tools[0] in keep][:40]
+    root = tmp_path / "slice"
+    root.mkdir()
+    (root / "tools.jsonl").write_text(
+        "\n".join(
+            json.dumps({"id": t.id, "name": t.name, "description": t.description})
+            for t in data.tools
+            if t.id in keep
+        )
+    )
+    for name, rows in (("train", train), ("test", single)):
+        (root / f"{name}.jsonl").write_text(
+            "\n".join(json.dumps({"query": e.query, "tools": list(e.tools)}) for e in rows)
+        )
+    results, _ = run_eval(root, tmp_path / "work", default_encoder(), second_stages=False)
+    table = results["test"]
+    assert table["tool2vec"]["recall@5"] >= 0.9
+    assert table["hybrid"]["recall@5"] >= table["bm25"]["recall@5"]
+    assert "| hybrid |" in format_table(results)
