@@ -50,9 +50,12 @@ class SentenceTransformerEncoder(Encoder):
         return self.tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
 
     def embed(self, texts: list[str], options: EncodeOptions) -> np.ndarray:
+        # The server's batcher already bounds a call by its token budget; direct callers (offline builds,
+        # tool catalogues) may pass thousands of texts, which sentence-transformers then encodes in
+        # length-sorted sub-batches of `batch_size` instead of one batch that exhausts memory.
         vectors = self.model.encode(
             list(texts),
-            batch_size=max(len(texts), 1),
+            batch_size=self.batch_size,
             convert_to_numpy=True,
             normalize_embeddings=False,
             show_progress_bar=False,
