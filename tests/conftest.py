@@ -91,3 +91,40 @@ def tiny_arc_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("arc")
     build_tiny_arc(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def arc_server(tiny_arc_dir, tmp_path_factory):
+    """A real server configured by a TOML file: the tiny ARC-Encoder ("arc-tiny", decoders llama and mistral,
+    fp32 on CPU) and BM25, with a data directory for collections. Shared by the compression tests."""
+    from ferret.server.app import ServerThread
+    from ferret.server.config import load_config
+
+    root = tmp_path_factory.mktemp("arc-server")
+    config = root / "ferret.toml"
+    config.write_text(f"""
+[server]
+host = "127.0.0.1"
+port = 0
+data_dir = "{root / 'data'}"
+
+[models.arc-tiny]
+family = "arc-encoder"
+path = "{tiny_arc_dir}"
+options = {{ decoders = ["llama", "mistral"], device = "cpu", dtype = "fp32" }}
+
+[models.bm25]
+family = "bm25"
+""")
+    with ServerThread(load_config(config)) as thread:
+        thread.wait_ready()
+        yield thread
+
+
+@pytest.fixture(scope="session")
+def arc_encoder(tiny_arc_dir):
+    """The in-process twin of `arc_server`'s "arc-tiny" (same checkpoint and options)."""
+    from ferret.encoders.registry import ModelConfig, load_model
+
+    options = {"decoders": ["llama", "mistral"], "device": "cpu", "dtype": "fp32"}
+    return load_model(ModelConfig(name="arc-tiny", family="arc-encoder", path=str(tiny_arc_dir), options=options))
