@@ -11,23 +11,17 @@ import pytest
 import torch
 
 from ferret.client import Client, query_message
-from ferret.client.arc import splice_compressed
 from ferret.encoders.base import EncodeOptions
 from ferret.indexing.fields import SubSearch
 from ferret.indexing.schema import CompressionOption
 from ferret.proto.ferret.v1 import collections_pb2 as pb
 from ferret.proto.ferret.v1 import collections_pb2_grpc as pb_grpc
-from ferret.testing.random_arc import CORPUS, DECODER_DIM, tiny_llama_decoder
+from ferret.testing.random_arc import COMPRESSED_DOCUMENTS, DECODER_DIM
 
 ARC = "arc-tiny"
 FACTOR = 4
 SCHEMA = {"sparse": [{"name": "bm25", "encoder": "bm25"}], "compression": {"encoder": ARC, "pooling_factor": FACTOR}}
-TEXTS = {
-    "pool": "The encoder pools contiguous groups of tokens into fewer vectors for the decoder.",
-    "scifact": "Randomized trials of influenza vaccination in elderly patients reduce hospital admissions.",
-    "long": CORPUS * 3,
-    "short": "Vaccines.",
-}
+TEXTS = COMPRESSED_DOCUMENTS
 
 
 @pytest.fixture(scope="module")
@@ -127,26 +121,10 @@ def test_bad_requests_have_their_status(client, search_stub):
     assert client.count("compressed") == len(TEXTS)
 
 
-def test_one_round_trip_retrieve_splice_generate(client, tiny_arc_dir):
-    """Query with compressed_for, splice the hit into a tiny Llama's inputs_embeds and generate: the document
-    takes x times fewer prompt positions than its tokens."""
-    decoder, tokenizer = tiny_llama_decoder(tiny_arc_dir)
-    question = "\nQuestion: what does the encoder pool?\nAnswer:"
+def test_one_round_trip_retrieve_splice_generate(client, splice_and_generate):
+    """Query with compressed_for (bfloat16 on the wire), splice the hit into a tiny Llama's inputs_embeds and
+    generate: the document takes x times fewer prompt positions than its tokens."""
     (hit,) = client.query("compressed", bm25("encoder decoder hidden size projector"), limit=1,
                           compressed_for="llama", compressed_dtype="bfloat16", with_text=True).hits
     assert hit.id == "long"
-    compressed_prompt = splice_compressed(decoder, tokenizer, [["Document: ", hit.compressed, question]])
-    full_prompt = splice_compressed(decoder, tokenizer, [["Document: ", hit.text, question]])
-
-    n, m = hit.compressed.num_tokens, hit.compressed.m
-    assert n == len(tokenizer(hit.text, add_special_tokens=False)["input_ids"]) and m == math.ceil(n / FACTOR)
-    compressed_len, full_len = compressed_prompt.inputs_embeds.shape[1], full_prompt.inputs_embeds.shape[1]
-    assert full_len - compressed_len == n - (m + 1)
-    assert full_len / compressed_len > 0.7 * FACTOR
-    assert int(compressed_prompt.compressed_positions.sum()) == m + 1
-
-    with torch.no_grad():
-        out = decoder.generate(inputs_embeds=compressed_prompt.inputs_embeds,
-                               attention_mask=compressed_prompt.attention_mask, max_new_tokens=5,
-                               do_sample=False, pad_token_id=tokenizer.eos_token_id)
-    assert out.shape == (1, 5) and all(0 <= t < len(tokenizer) for t in out[0].tolist())
+    splice_and_generate(hit.compressed, hit.text, FACTOR)
