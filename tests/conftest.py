@@ -91,3 +91,74 @@ def tiny_arc_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("arc")
     build_tiny_arc(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def arc_server(tiny_arc_dir, tmp_path_factory):
+    """A real server configured by a TOML file: the tiny ARC-Encoder ("arc-tiny", decoders llama and mistral,
+    fp32 on CPU) and BM25, with a data directory for collections. Shared by the compression tests."""
+    from ferret.server.app import ServerThread
+    from ferret.server.config import load_config
+
+    root = tmp_path_factory.mktemp("arc-server")
+    config = root / "ferret.toml"
+    config.write_text(f"""
+[server]
+host = "127.0.0.1"
+port = 0
+data_dir = "{root / 'data'}"
+
+[models.arc-tiny]
+family = "arc-encoder"
+path = "{tiny_arc_dir}"
+options = {{ decoders = ["llama", "mistral"], device = "cpu", dtype = "fp32" }}
+
+[models.bm25]
+family = "bm25"
+""")
+    with ServerThread(load_config(config)) as thread:
+        thread.wait_ready()
+        yield thread
+
+
+@pytest.fixture(scope="session")
+def arc_encoder(tiny_arc_dir):
+    """The in-process twin of `arc_server`'s "arc-tiny" (same checkpoint and options)."""
+    from ferret.encoders.registry import ModelConfig, load_model
+
+    options = {"decoders": ["llama", "mistral"], "device": "cpu", "dtype": "fp32"}
+    return load_model(ModelConfig(name="arc-tiny", family="arc-encoder", path=str(tiny_arc_dir), options=options))
+
+
+@pytest.fixture(scope="session")
+def splice_and_generate(tiny_arc_dir):
+    """A check of one retrieved compressed document in a tiny random Llama's prompt: `check(compressed, text,
+    pooling_factor)` splices it, compares with the prompt holding the text itself (the document shrinks from
+    n tokens to m + 1 positions, the whole prompt about x times) and generates a few tokens from it."""
+    import math
+
+    import torch
+
+    from ferret.client.arc import splice_compressed
+    from ferret.testing.random_arc import tiny_llama_decoder
+
+    decoder, tokenizer = tiny_llama_decoder(tiny_arc_dir)
+    question = "\nQuestion: what does the encoder pool?\nAnswer:"
+
+    def check(compressed, text: str, pooling_factor: int) -> None:
+        compressed_prompt = splice_compressed(decoder, tokenizer, [["Document: ", compressed, question]])
+        full_prompt = splice_compressed(decoder, tokenizer, [["Document: ", text, question]])
+        n, m = compressed.num_tokens, compressed.m
+        assert n == len(tokenizer(text, add_special_tokens=False)["input_ids"]) and m == math.ceil(n / pooling_factor)
+        compressed_len, full_len = compressed_prompt.inputs_embeds.shape[1], full_prompt.inputs_embeds.shape[1]
+        assert full_len - compressed_len == n - (m + 1)  # only the document shrank: n tokens -> m vectors + <Cont>
+        assert int(compressed_prompt.compressed_positions.sum()) == m + 1
+        assert n / (m + 1) >= 0.95 * pooling_factor  # x times fewer positions for the document
+        assert full_len / compressed_len > 0.7 * pooling_factor  # and the whole prompt, question included
+        with torch.no_grad():
+            out = decoder.generate(inputs_embeds=compressed_prompt.inputs_embeds,
+                                   attention_mask=compressed_prompt.attention_mask, max_new_tokens=5,
+                                   do_sample=False, pad_token_id=tokenizer.eos_token_id)
+        assert out.shape == (1, 5) and all(0 <= t < len(tokenizer) for t in out[0].tolist())
+
+    return check

@@ -8,26 +8,19 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import torch
 
-from ferret.client.arc import splice_compressed
 from ferret.encoders.base import EncodeOptions
 from ferret.encoders.registry import ModelConfig, ModelRegistry
 from ferret.errors import DataLoss, FailedPrecondition, InvalidArgument, NotFound
 from ferret.indexing.collection import CollectionManager, Query, SubSearch
 from ferret.indexing.schema import COMPRESSED_FIELD
 from ferret.indexing.store import Document, unpack_compressed
-from ferret.testing.random_arc import CORPUS, DECODER_DIM, tiny_llama_decoder
+from ferret.testing.random_arc import COMPRESSED_DOCUMENTS, CORPUS, DECODER_DIM
 
 ARC = "arc-tiny"
 FACTOR = 4
 SCHEMA = {"sparse": [{"name": "bm25", "encoder": "bm25"}], "compression": {"encoder": ARC, "pooling_factor": FACTOR}}
-TEXTS = {
-    "pool": "The encoder pools contiguous groups of tokens into fewer vectors for the decoder.",
-    "scifact": "Randomized trials of influenza vaccination in elderly patients reduce hospital admissions.",
-    "long": CORPUS * 3,
-    "short": "Vaccines.",
-}
+TEXTS = COMPRESSED_DOCUMENTS
 
 
 @pytest.fixture(scope="module")
@@ -147,27 +140,10 @@ def test_a_damaged_stored_representation_is_data_loss():
         unpack_compressed(np.array([9, 4, 3, 2], "<u4").tobytes() + b"\0" * 4)
 
 
-def test_acceptance_retrieve_splice_generate(manager, registry, tiny_arc_dir):
+def test_acceptance_retrieve_splice_generate(manager, splice_and_generate):
     """Retrieve with compressed vectors, splice them into a decoder's inputs_embeds, generate; the document
     takes x times fewer prompt positions than its tokens."""
-    decoder, tokenizer = tiny_llama_decoder(tiny_arc_dir)
-    question = "\nQuestion: what does the encoder pool?\nAnswer:"
     (hit,) = manager.get("docs").query(bm25_query("encoder decoder hidden size projector", limit=1,
                                                   compressed_for="llama", with_text=True)).hits
     assert hit.id == "long"
-    compressed_prompt = splice_compressed(decoder, tokenizer, [["Document: ", hit.compressed, question]])
-    full_prompt = splice_compressed(decoder, tokenizer, [["Document: ", hit.text, question]])
-
-    n, m = hit.compressed.num_tokens, hit.compressed.m
-    assert n == len(tokenizer(hit.text, add_special_tokens=False)["input_ids"]) and m == math.ceil(n / FACTOR)
-    compressed_len, full_len = compressed_prompt.inputs_embeds.shape[1], full_prompt.inputs_embeds.shape[1]
-    assert full_len - compressed_len == n - (m + 1)  # only the document shrank: n tokens -> m vectors + <Cont>
-    assert n / (m + 1) >= 0.95 * FACTOR  # x times fewer positions for the document
-    assert full_len / compressed_len > 0.7 * FACTOR  # and the whole prompt, question included
-
-    with torch.no_grad():
-        out = decoder.generate(inputs_embeds=compressed_prompt.inputs_embeds,
-                               attention_mask=compressed_prompt.attention_mask, max_new_tokens=5,
-                               do_sample=False, pad_token_id=tokenizer.eos_token_id)
-    assert out.shape == (1, 5)
-    assert all(0 <= t < len(tokenizer) for t in out[0].tolist())
+    splice_and_generate(hit.compressed, hit.text, FACTOR)

@@ -14,11 +14,8 @@ from ferret.client import Client
 from ferret.client.arc import splice_compressed
 from ferret.encoders.arc import compressed_length
 from ferret.encoders.base import EncodeOptions, EncoderKind, Side
-from ferret.encoders.registry import ModelConfig, load_model
 from ferret.proto.ferret.v1 import compress_pb2 as pb
 from ferret.proto.ferret.v1 import compress_pb2_grpc as pb_grpc
-from ferret.server.app import ServerThread
-from ferret.server.config import load_config
 from ferret.testing.random_arc import CORPUS, DECODER_DIM, tiny_llama_decoder
 
 TEXTS = [
@@ -28,33 +25,16 @@ TEXTS = [
     "Vaccines and randomized trials of proteins in cells.",
     CORPUS[:97],
 ]
-OPTIONS = {"decoders": ["llama", "mistral"], "device": "cpu", "dtype": "fp32"}
 
 
 @pytest.fixture(scope="module")
-def encoder(tiny_arc_dir):
-    return load_model(ModelConfig(name="arc-tiny", family="arc-encoder", path=str(tiny_arc_dir), options=OPTIONS))
+def encoder(arc_encoder):
+    return arc_encoder
 
 
 @pytest.fixture(scope="module")
-def server(tiny_arc_dir, tmp_path_factory):
-    config = tmp_path_factory.mktemp("config") / "ferret.toml"
-    config.write_text(f"""
-[server]
-host = "127.0.0.1"
-port = 0
-
-[models.arc-tiny]
-family = "arc-encoder"
-path = "{tiny_arc_dir}"
-options = {{ decoders = ["llama", "mistral"], device = "cpu", dtype = "fp32" }}
-
-[models.bm25]
-family = "bm25"
-""")
-    with ServerThread(load_config(config)) as thread:
-        thread.wait_ready()
-        yield thread
+def server(arc_server):
+    return arc_server
 
 
 @pytest.fixture(scope="module")

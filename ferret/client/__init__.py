@@ -154,7 +154,7 @@ class GetResult:
 class QueryResult:
     collection: str
     version: int
-    hits: list[Hit]  # each with `sources`: sub-search name -> SourceScore(score, rank)
+    hits: list[Hit]  # each with `sources`: sub-search name -> SourceScore(score, rank); `compressed` when asked
     time_ms: float
 
 
@@ -190,16 +190,21 @@ def _sub_search_message(search: SubSearch) -> cpb.SubSearch:
 
 def query_message(collection: str, searches: Sequence[SubSearch], fusion: Fusion = DEFAULT_FUSION,
                   filter: Mapping[str, Any] | None = None, limit: int = 10, offset: int = 0,
-                  with_text: bool = False, with_metadata: bool = False) -> cpb.QueryRequest:
+                  with_text: bool = False, with_metadata: bool = False, compressed_for: str | None = None,
+                  compressed_dtype: str | WireDtype = WireDtype.FLOAT32) -> cpb.QueryRequest:
     """The QueryRequest of one query (`Client.batch_query` takes a list of these)."""
     return cpb.QueryRequest(collection=collection, searches=[_sub_search_message(s) for s in searches],
                             fusion=codec.fusion_to_proto(fusion), filter=codec.filter_to_proto(filter),
-                            limit=limit, offset=offset, with_text=with_text, with_metadata=with_metadata)
+                            limit=limit, offset=offset, with_text=with_text, with_metadata=with_metadata,
+                            compressed_for=compressed_for or "",
+                            compressed_dtype=PROTO_DTYPES[WireDtype(compressed_dtype)])
 
 
 def _query_result(m: cpb.QueryResponse) -> QueryResult:
     hits = [Hit(h.id, h.score, codec.source_scores(h), h.text or None,
-                codec.struct_to_dict(h.metadata) if h.HasField("metadata") else None, h.version)
+                codec.struct_to_dict(h.metadata) if h.HasField("metadata") else None, h.version,
+                compressed_text(h.compressed, m.pooling_factor, m.compressed_for)
+                if h.HasField("compressed") else None)
             for h in m.hits]
     return QueryResult(m.collection, m.version, hits, m.time_ms)
 
@@ -362,9 +367,16 @@ class Client:
 
     def query(self, collection: str, searches: Sequence[SubSearch], fusion: Fusion = DEFAULT_FUSION,
               filter: Mapping[str, Any] | None = None, limit: int = 10, offset: int = 0,
-              with_text: bool = False, with_metadata: bool = False, timeout: float | None = None) -> QueryResult:
-        """Run the sub-searches, fuse them (RRF or WeightedSum), filter and page; hits best first."""
-        request = query_message(collection, searches, fusion, filter, limit, offset, with_text, with_metadata)
+              with_text: bool = False, with_metadata: bool = False, compressed_for: str | None = None,
+              compressed_dtype: str | WireDtype = WireDtype.FLOAT32, timeout: float | None = None) -> QueryResult:
+        """Run the sub-searches, fuse them (RRF or WeightedSum), filter and page; hits best first.
+
+        `compressed_for` names a decoder of the collection's compressor: each hit's `.compressed` then holds
+        its document as float32 `CompressedText` for that decoder (sent as `compressed_dtype`), ready for
+        `ferret.client.arc.splice_compressed`.
+        """
+        request = query_message(collection, searches, fusion, filter, limit, offset, with_text, with_metadata,
+                                compressed_for, compressed_dtype)
         return _query_result(self._call(self._search.Query, request, timeout))
 
     def batch_query(self, queries: Sequence[cpb.QueryRequest], timeout: float | None = None) -> list[QueryResult]:

@@ -18,7 +18,7 @@ from ferret.encoders.base import SparseVector
 from ferret.errors import InvalidArgument
 from ferret.indexing.filters import Filter, Match, MatchAny, Range
 from ferret.indexing.fusion import RRF, Fusion, SourceScore, WeightedSum
-from ferret.indexing.schema import BM25, CollectionSchema, DenseField, SparseField
+from ferret.indexing.schema import BM25, CollectionSchema, CompressionOption, DenseField, SparseField
 from ferret.proto.ferret.v1 import collections_pb2 as pb
 
 METRICS = {pb.METRIC_UNSPECIFIED: "cosine", pb.COSINE: "cosine", pb.INNER_PRODUCT: "ip", pb.L2: "l2"}
@@ -142,7 +142,10 @@ def schema_from_proto(message: pb.CollectionSchema) -> CollectionSchema:
         if given and config.encoder != BM25:
             raise InvalidArgument(f"sparse field {name!r}: bm25 parameters only apply to encoder 'bm25'")
         sparse.append(SparseField(name, config.encoder, approximate=not config.exact_only, **given))
-    return CollectionSchema(dense=tuple(dense), sparse=tuple(sparse))
+    compression = None
+    if message.HasField("compression"):
+        compression = CompressionOption(message.compression.encoder, int(message.compression.pooling_factor))
+    return CollectionSchema(dense=tuple(dense), sparse=tuple(sparse), compression=compression)
 
 
 def schema_to_proto(schema: CollectionSchema) -> pb.CollectionSchema:
@@ -155,6 +158,10 @@ def schema_to_proto(schema: CollectionSchema) -> pb.CollectionSchema:
         bm25 = pb.Bm25Params(k1=f.k1, b=f.b, stem=f.stem) if f.is_bm25 else None
         message.sparse[f.name].CopyFrom(
             pb.SparseFieldConfig(encoder=f.encoder, bm25=bm25, exact_only=not f.approximate)
+        )
+    if schema.compression is not None:
+        message.compression.CopyFrom(
+            pb.CompressionOption(encoder=schema.compression.encoder, pooling_factor=schema.compression.pooling_factor)
         )
     return message
 

@@ -19,8 +19,10 @@ from ferret.indexing.store import MAX_BATCH, Document, StoredDocument
 from ferret.proto import codec
 from ferret.proto.ferret.v1 import collections_pb2 as pb
 from ferret.proto.ferret.v1 import collections_pb2_grpc as pb_grpc
+from ferret.server.compress_service import compressed_message
 from ferret.server.errors import rpc
 from ferret.server.state import ServerState
+from ferret.tensors import wire_dtype
 
 COLLECTIONS_SERVICE = pb.DESCRIPTOR.services_by_name["CollectionsService"].full_name
 SEARCH_SERVICE = pb.DESCRIPTOR.services_by_name["SearchService"].full_name
@@ -92,6 +94,7 @@ def _query(message: pb.QueryRequest) -> Query:
         offset=message.offset,
         with_text=message.with_text,
         with_metadata=message.with_metadata,
+        compressed_for=message.compressed_for or None,
     )
 
 
@@ -199,6 +202,7 @@ class CollectionsServicer(pb_grpc.CollectionsServiceServicer):
 
 def _query_response(collection: Collection, request: pb.QueryRequest) -> pb.QueryResponse:
     started = time.perf_counter()
+    dtype = wire_dtype(request.compressed_dtype)
     result = collection.query(_query(request))
     hits = [
         pb.Hit(
@@ -208,14 +212,18 @@ def _query_response(collection: Collection, request: pb.QueryRequest) -> pb.Quer
             text=h.text or "",
             metadata=codec.dict_to_struct(h.metadata) if h.metadata is not None else None,
             version=h.version,
+            compressed=compressed_message(h.compressed, dtype) if h.compressed is not None else None,
         )
         for h in result.hits
     ]
+    compression = collection.schema.compression
     return pb.QueryResponse(
         collection=collection.name,
         version=result.version,
         hits=hits,
         time_ms=(time.perf_counter() - started) * 1000,
+        compressed_for=request.compressed_for,
+        pooling_factor=compression.pooling_factor if request.compressed_for and compression else 0,
     )
 
 

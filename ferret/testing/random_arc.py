@@ -34,6 +34,14 @@ CORPUS = (
     "into fewer vectors, which a small projector maps into the hidden size of the decoder model. "
     "Scientific claims about proteins, cells, vaccines and randomized trials fill the corpus of SciFact. "
 )
+# Documents of the compressed-collection tests: "scifact" is the only one about influenza, "long" (three
+# times CORPUS) the best BM25 match for the encoder/decoder/projector vocabulary.
+COMPRESSED_DOCUMENTS = {
+    "pool": "The encoder pools contiguous groups of tokens into fewer vectors for the decoder.",
+    "scifact": "Randomized trials of influenza vaccination in elderly patients reduce hospital admissions.",
+    "long": CORPUS * 3,
+    "short": "Vaccines.",
+}
 
 
 def train_tokenizer(directory: Path) -> None:

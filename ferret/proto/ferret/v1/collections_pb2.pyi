@@ -1,4 +1,5 @@
 from google.protobuf import struct_pb2 as _struct_pb2
+from ferret.proto.ferret.v1 import compress_pb2 as _compress_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -60,8 +61,16 @@ class SparseFieldConfig(_message.Message):
     exact_only: bool
     def __init__(self, encoder: _Optional[str] = ..., bm25: _Optional[_Union[Bm25Params, _Mapping]] = ..., exact_only: _Optional[bool] = ...) -> None: ...
 
+class CompressionOption(_message.Message):
+    __slots__ = ("encoder", "pooling_factor")
+    ENCODER_FIELD_NUMBER: _ClassVar[int]
+    POOLING_FACTOR_FIELD_NUMBER: _ClassVar[int]
+    encoder: str
+    pooling_factor: int
+    def __init__(self, encoder: _Optional[str] = ..., pooling_factor: _Optional[int] = ...) -> None: ...
+
 class CollectionSchema(_message.Message):
-    __slots__ = ("dense", "sparse")
+    __slots__ = ("dense", "sparse", "compression")
     class DenseEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -78,9 +87,11 @@ class CollectionSchema(_message.Message):
         def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[SparseFieldConfig, _Mapping]] = ...) -> None: ...
     DENSE_FIELD_NUMBER: _ClassVar[int]
     SPARSE_FIELD_NUMBER: _ClassVar[int]
+    COMPRESSION_FIELD_NUMBER: _ClassVar[int]
     dense: _containers.MessageMap[str, DenseFieldConfig]
     sparse: _containers.MessageMap[str, SparseFieldConfig]
-    def __init__(self, dense: _Optional[_Mapping[str, DenseFieldConfig]] = ..., sparse: _Optional[_Mapping[str, SparseFieldConfig]] = ...) -> None: ...
+    compression: CompressionOption
+    def __init__(self, dense: _Optional[_Mapping[str, DenseFieldConfig]] = ..., sparse: _Optional[_Mapping[str, SparseFieldConfig]] = ..., compression: _Optional[_Union[CompressionOption, _Mapping]] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
     __slots__ = ("name", "schema")
@@ -365,7 +376,7 @@ class Fusion(_message.Message):
     def __init__(self, rrf: _Optional[_Union[Rrf, _Mapping]] = ..., weighted_sum: _Optional[_Union[WeightedSum, _Mapping]] = ...) -> None: ...
 
 class QueryRequest(_message.Message):
-    __slots__ = ("collection", "searches", "fusion", "filter", "limit", "offset", "with_text", "with_metadata")
+    __slots__ = ("collection", "searches", "fusion", "filter", "limit", "offset", "with_text", "with_metadata", "compressed_for", "compressed_dtype")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     SEARCHES_FIELD_NUMBER: _ClassVar[int]
     FUSION_FIELD_NUMBER: _ClassVar[int]
@@ -374,6 +385,8 @@ class QueryRequest(_message.Message):
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     WITH_TEXT_FIELD_NUMBER: _ClassVar[int]
     WITH_METADATA_FIELD_NUMBER: _ClassVar[int]
+    COMPRESSED_FOR_FIELD_NUMBER: _ClassVar[int]
+    COMPRESSED_DTYPE_FIELD_NUMBER: _ClassVar[int]
     collection: str
     searches: _containers.RepeatedCompositeFieldContainer[SubSearch]
     fusion: Fusion
@@ -382,7 +395,9 @@ class QueryRequest(_message.Message):
     offset: int
     with_text: bool
     with_metadata: bool
-    def __init__(self, collection: _Optional[str] = ..., searches: _Optional[_Iterable[_Union[SubSearch, _Mapping]]] = ..., fusion: _Optional[_Union[Fusion, _Mapping]] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., with_text: _Optional[bool] = ..., with_metadata: _Optional[bool] = ...) -> None: ...
+    compressed_for: str
+    compressed_dtype: _compress_pb2.TensorDtype
+    def __init__(self, collection: _Optional[str] = ..., searches: _Optional[_Iterable[_Union[SubSearch, _Mapping]]] = ..., fusion: _Optional[_Union[Fusion, _Mapping]] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., with_text: _Optional[bool] = ..., with_metadata: _Optional[bool] = ..., compressed_for: _Optional[str] = ..., compressed_dtype: _Optional[_Union[_compress_pb2.TensorDtype, str]] = ...) -> None: ...
 
 class SourceScore(_message.Message):
     __slots__ = ("source", "score", "rank")
@@ -395,32 +410,38 @@ class SourceScore(_message.Message):
     def __init__(self, source: _Optional[str] = ..., score: _Optional[float] = ..., rank: _Optional[int] = ...) -> None: ...
 
 class Hit(_message.Message):
-    __slots__ = ("id", "score", "sources", "text", "metadata", "version")
+    __slots__ = ("id", "score", "sources", "text", "metadata", "version", "compressed")
     ID_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    COMPRESSED_FIELD_NUMBER: _ClassVar[int]
     id: str
     score: float
     sources: _containers.RepeatedCompositeFieldContainer[SourceScore]
     text: str
     metadata: _struct_pb2.Struct
     version: int
-    def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ..., sources: _Optional[_Iterable[_Union[SourceScore, _Mapping]]] = ..., text: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
+    compressed: _compress_pb2.CompressedText
+    def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ..., sources: _Optional[_Iterable[_Union[SourceScore, _Mapping]]] = ..., text: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., version: _Optional[int] = ..., compressed: _Optional[_Union[_compress_pb2.CompressedText, _Mapping]] = ...) -> None: ...
 
 class QueryResponse(_message.Message):
-    __slots__ = ("collection", "version", "hits", "time_ms")
+    __slots__ = ("collection", "version", "hits", "time_ms", "compressed_for", "pooling_factor")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     HITS_FIELD_NUMBER: _ClassVar[int]
     TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    COMPRESSED_FOR_FIELD_NUMBER: _ClassVar[int]
+    POOLING_FACTOR_FIELD_NUMBER: _ClassVar[int]
     collection: str
     version: int
     hits: _containers.RepeatedCompositeFieldContainer[Hit]
     time_ms: float
-    def __init__(self, collection: _Optional[str] = ..., version: _Optional[int] = ..., hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., time_ms: _Optional[float] = ...) -> None: ...
+    compressed_for: str
+    pooling_factor: int
+    def __init__(self, collection: _Optional[str] = ..., version: _Optional[int] = ..., hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., time_ms: _Optional[float] = ..., compressed_for: _Optional[str] = ..., pooling_factor: _Optional[int] = ...) -> None: ...
 
 class BatchQueryRequest(_message.Message):
     __slots__ = ("queries",)
