@@ -48,7 +48,7 @@ def serve_command(args: argparse.Namespace) -> int:
     configure_logging(config.server.log_level, config.server.json_logs)
     try:
         asyncio.run(serve(config))
-    except ModelLoadError as exc:
+    except (ConfigError, ModelLoadError) as exc:
         print(f"ferret serve: {exc}", file=sys.stderr)
         return 1
     return 0
