@@ -6,7 +6,8 @@ One in-process server (`ServerThread`, loopback) serves the catalogue built from
   - in process: the same search on the server's own `ToolEngine` (embed query, signals, fusion);
   - peer: the query embedded by the same model and searched with a FAISS IndexFlatIP over the same
     Tool2Vec matrix (the dense part of the work, done by the field's library).
-Prints p50/p99 in ms and the ratios gRPC / in process and in process / peer.
+Prints p50/p99 in ms and the ratios gRPC / in process and in process / peer. BM25 mode embeds no query,
+so its peer ratio compares different work; its gRPC - in-process gap is the transport's own cost.
 
     PYTHONPATH=$PWD FERRET_DATASETS=/work/shared/datasets python bench/tools_latency.py --every 8
 """

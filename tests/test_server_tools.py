@@ -2,9 +2,12 @@
 its timeout, second stages, and `tools eval` through a running server."""
 
 import json
+from dataclasses import replace
 
 import grpc
 import pytest
+from test_tools_retrieval import TOOLS as ENGINE_TOOLS
+from test_tools_retrieval import USAGE as ENGINE_USAGE
 
 from ferret.client import Client
 from ferret.proto.ferret.v1 import tools_pb2 as pb
@@ -15,31 +18,9 @@ from ferret.tools.catalogue import Tool
 from ferret.tools.qta import GenerationSettings, QueryRewriter
 from ferret.tools.retriever import Mode, RetrieveRequest, SetOptions
 
-TOOLS = [
-    Tool(
-        id="weather",
-        name="WeatherForecast",
-        description="Get the weather forecast for a city.",
-        parameters={"type": "object", "properties": {"city": {"type": "string"}}},
-        namespace="home",
-        tags=("outdoor",),
-        examples=("rain tomorrow?",),
-        version="1",
-    ),
-    Tool(id="stocks", name="StockPrice", description="Look up the share price of a company.", namespace="finance"),
-    Tool(id="translate", name="Translator", description="Translate text between languages."),
-    Tool(id="recipes", name="RecipeFinder", description="Find cooking recipes from ingredients.", namespace="home"),
-]
-USAGE = [
-    ("do I need an umbrella in Paris tomorrow", ["weather"]),
-    ("how hot will it be this weekend", ["weather"]),
-    ("what is Apple trading at", ["stocks"]),
-    ("how did Tesla shares do today", ["stocks"]),
-    ("say thank you in Japanese", ["translate"]),
-    ("what does 'gato' mean in English", ["translate"]),
-    ("what can I cook with eggs and spinach", ["recipes"]),
-    ("a quick pasta dinner idea", ["recipes", "translate"]),
-]
+# The engine tests' catalogue, one tool with example queries and a version, and a two-tool usage record.
+TOOLS = [replace(ENGINE_TOOLS[0], examples=("rain tomorrow?",), version="1"), *ENGINE_TOOLS[1:]]
+USAGE = [*ENGINE_USAGE, ("the Italian words in a pasta recipe", ["recipes", "translate"])]
 
 
 @pytest.fixture(scope="module")
@@ -160,41 +141,38 @@ def test_record_usage_moves_tool2vec(client, catalogue):
 def test_bad_input_statuses_keep_the_catalogue(server, client, stub, catalogue):
     snapshot = client.list_tools()
     usage_before = runtime(server).engine.signals.usage_count.tolist()
-    bad = {
-        "unknown usage id": lambda: client.record_usage([("q", ["weather", "nope"])]),
-        "duplicate ids": lambda: client.upsert_tools([TOOLS[1], TOOLS[1]]),
-        "schema not JSON": lambda: stub.UpsertTools(
-            pb.UpsertToolsRequest(tools=[pb.Tool(id="x", name="X", description="x", parameters_json="{type:")])
+    not_found, invalid, failed = (
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.FAILED_PRECONDITION,
+    )
+    bad_json = pb.UpsertToolsRequest(tools=[pb.Tool(id="x", name="X", description="x", parameters_json="{type:")])
+    not_object = {"id": "x", "name": "X", "description": "x", "parameters": "[1, 2]"}
+    cases = {  # name: (call, status, a fragment of the message)
+        "unknown usage id": (lambda: client.record_usage([("q", ["weather", "nope"])]), not_found, "nope"),
+        "duplicate ids": (lambda: client.upsert_tools([TOOLS[1], TOOLS[1]]), invalid, "appears twice"),
+        "schema not JSON": (lambda: stub.UpsertTools(bad_json), invalid, "not valid JSON"),
+        "schema not an object": (lambda: client.upsert_tools([not_object]), invalid, "must be a JSON object"),
+        "k = 0": (lambda: client.retrieve_tools("rain", k=0), invalid, "k=0"),
+        "k = 0 in a batch": (
+            lambda: client.retrieve_tools_batch([RetrieveRequest("rain", 2), RetrieveRequest("x", 0)]),
+            invalid,
+            "k=0",
         ),
-        "schema not an object": lambda: client.upsert_tools([{"id": "x", "name": "X", "description": "x",
-                                                              "parameters": "[1, 2]"}]),
-        "k = 0": lambda: client.retrieve_tools("rain", k=0),
-        "k = 0 in a batch": lambda: client.retrieve_tools_batch([RetrieveRequest("rain", 2), RetrieveRequest("x", 0)]),
-        "unknown delete id": lambda: client.delete_tools(["weather", "nope"]),
-        "empty query": lambda: client.retrieve_tools("  ", k=3),
-        "unknown mode": lambda: stub.RetrieveTools(pb.RetrieveToolsRequest(query="rain", k=3, mode=99)),
-        "no usage": lambda: client.record_usage([]),
-        "no tools": lambda: client.upsert_tools([]),
-        "no trained refiner": lambda: client.retrieve_tools("rain", k=3, rerank=True),
+        "unknown delete id": (lambda: client.delete_tools(["weather", "nope"]), not_found, "nope"),
+        "empty query": (lambda: client.retrieve_tools("  ", k=3), invalid, "query is empty"),
+        "unknown mode": (
+            lambda: stub.RetrieveTools(pb.RetrieveToolsRequest(query="rain", k=3, mode=99)),
+            invalid,
+            "unknown retrieval mode",
+        ),
+        "no usage": (lambda: client.record_usage([]), invalid, "1.."),
+        "no tools": (lambda: client.upsert_tools([]), invalid, "1.."),
+        "no trained refiner": (lambda: client.retrieve_tools("rain", k=3, rerank=True), failed, "train-refiner"),
     }
-    expected = {
-        "unknown usage id": (grpc.StatusCode.NOT_FOUND, "nope"),
-        "duplicate ids": (grpc.StatusCode.INVALID_ARGUMENT, "appears twice"),
-        "schema not JSON": (grpc.StatusCode.INVALID_ARGUMENT, "not valid JSON"),
-        "schema not an object": (grpc.StatusCode.INVALID_ARGUMENT, "must be a JSON object"),
-        "k = 0": (grpc.StatusCode.INVALID_ARGUMENT, "k=0"),
-        "k = 0 in a batch": (grpc.StatusCode.INVALID_ARGUMENT, "k=0"),
-        "unknown delete id": (grpc.StatusCode.NOT_FOUND, "nope"),
-        "empty query": (grpc.StatusCode.INVALID_ARGUMENT, "query is empty"),
-        "unknown mode": (grpc.StatusCode.INVALID_ARGUMENT, "unknown retrieval mode"),
-        "no usage": (grpc.StatusCode.INVALID_ARGUMENT, "1.."),
-        "no tools": (grpc.StatusCode.INVALID_ARGUMENT, "1.."),
-        "no trained refiner": (grpc.StatusCode.FAILED_PRECONDITION, "train-refiner"),
-    }
-    for name, call in bad.items():
+    for name, (call, expected_code, fragment) in cases.items():
         code, details = status(call)
-        assert code == expected[name][0], (name, details)
-        assert expected[name][1] in details, (name, details)
+        assert code == expected_code and fragment in details, (name, code, details)
     assert client.list_tools() == snapshot  # same tools, same catalogue version
     assert runtime(server).engine.signals.usage_count.tolist() == usage_before  # no partial usage record
 

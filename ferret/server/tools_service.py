@@ -177,8 +177,13 @@ class ToolsServicer(pb_grpc.ToolsServiceServicer):
                 f"record usage takes 1..{MAX_USAGES_PER_CALL} records, got {len(request.usages)}"
             )
         usages = [(u.query, list(u.tool_ids)) for u in request.usages]
-        await self.state.in_thread(engine.record_usage, usages)
-        return pb.RecordUsageResponse(catalogue_version=engine.version(), count=len(usages))
+
+        def run() -> int:
+            engine.record_usage(usages)
+            return engine.version()
+
+        version = await self.state.in_thread(run)
+        return pb.RecordUsageResponse(catalogue_version=version, count=len(usages))
 
     @rpc
     async def RetrieveTools(self, request: pb.RetrieveToolsRequest, context) -> pb.RetrieveToolsResponse:
