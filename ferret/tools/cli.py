@@ -113,15 +113,6 @@ def engine_retrieve(engine: ToolEngine, mode: Mode, classifier: bool, rerank: bo
     return retrieve
 
 
-def build_engine(
-    dataset: ev.ToolDataset, work_dir: str | Path, encoder: Encoder, weights: HybridWeights = DEFAULT_WEIGHTS
-) -> ToolEngine:
-    engine = ToolEngine(work_dir, encoder, weights)
-    engine.upsert_tools(dataset.tools)
-    engine.record_usage([(e.query, e.tools) for e in dataset.train])
-    return engine
-
-
 def train_stages(engine: ToolEngine | None) -> dict[str, float]:
     """Train the MLC and the refiner on `engine`'s recorded usage; seconds each took."""
     if engine is None:
