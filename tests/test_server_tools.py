@@ -263,3 +263,11 @@ def test_generic_eval_through_a_running_server(ferret_server, minilm_registry, t
         assert out["test"][mode] == pytest.approx(metrics, abs=1e-6), mode
     with pytest.raises(ValueError, match="--second-stages"):
         main(["tools", "eval", str(root), "--second-stages", "--address", ferret_server.address])
+
+
+def test_server_without_dense_model_serves_without_tools(tmp_path):
+    config = parse_config({"server": {"port": 0, "data_dir": str(tmp_path)}, "models": {"bm25": {"family": "bm25"}}})
+    with ServerThread(config) as server, Client(server.address) as client:
+        server.wait_ready(timeout=60)
+        code, details = status(lambda: client.list_tools())
+        assert code == grpc.StatusCode.FAILED_PRECONDITION and "needs a dense model" in details

@@ -19,6 +19,7 @@ missing/stale second stage asked for explicitly FAILED_PRECONDITION. A failed wr
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -38,6 +39,7 @@ from ferret.tools import qta
 from ferret.tools.engine import ToolEngine
 from ferret.tools.retriever import Mode, RetrieveRequest, ToolHit
 
+log = logging.getLogger("ferret.server")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ToolsService"].full_name
 MAX_TOOLS_PER_CALL = 10_000
 MAX_USAGES_PER_CALL = 10_000
@@ -137,9 +139,14 @@ class ToolsServicer(pb_grpc.ToolsServiceServicer):
         self.state = state
 
     def _runtime(self) -> ToolsRuntime:
-        if self.state.tools is None:
-            raise Unavailable("the tool catalogue is still opening; retry when the health service reports SERVING")
-        return self.state.tools
+        if self.state.tools is not None:
+            return self.state.tools
+        if not has_dense_model(self.state):  # raises UNAVAILABLE while the models load
+            raise FailedPrecondition(
+                "the tools service needs a dense model and this server loads none; add one under [models] "
+                "(e.g. family = \"sentence-transformers\") and name it in [tools] model"
+            )
+        raise Unavailable("the tool catalogue is still opening; retry when the health service reports SERVING")
 
     @rpc
     async def UpsertTools(self, request: pb.UpsertToolsRequest, context) -> pb.ToolsWriteResponse:
@@ -247,6 +254,18 @@ def open_runtime(state: ServerState, settings: ToolsSettings) -> ToolsRuntime:
     return ToolsRuntime(engine, rewriter)
 
 
+def has_dense_model(state: ServerState) -> bool:
+    return any(encoder.info.kind is EncoderKind.DENSE for encoder in state.models())
+
+
 async def startup(state: ServerState) -> None:
-    """Open the catalogue (cached description vectors, Tool2Vec sums) and load the rewriter, if any."""
-    state.tools = await state.in_thread(open_runtime, state, tools_settings(state))
+    """Open the catalogue (cached description vectors, Tool2Vec sums) and load the rewriter, if any.
+
+    A server without dense models (e.g. BM25 only) starts without the tools service unless [tools] names
+    a model; its RPCs then answer FAILED_PRECONDITION.
+    """
+    settings = tools_settings(state)
+    if not settings.model and not has_dense_model(state):
+        log.info("tools service off: no dense model is loaded")
+        return
+    state.tools = await state.in_thread(open_runtime, state, settings)
