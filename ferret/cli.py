@@ -16,6 +16,7 @@ COMMANDS: list[str] = [
     "ferret.cli:add_serve",
     "ferret.cli:add_embed",
     "ferret.index_cli:add_index",
+    "ferret.tools.cli:add_tools_commands",
 ]
 
 
@@ -48,7 +49,7 @@ def serve_command(args: argparse.Namespace) -> int:
     configure_logging(config.server.log_level, config.server.json_logs)
     try:
         asyncio.run(serve(config))
-    except ModelLoadError as exc:
+    except (ConfigError, ModelLoadError) as exc:
         print(f"ferret serve: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -15,40 +15,6 @@ from ferret.tools.qta import (
     write_pairs,
 )
 
-CORPUS = [
-    "weather forecast rain temperature city tomorrow",
-    "stock price shares market finance company",
-    "translate text language french spanish",
-    "rewritten request user tools available some tool description",
-]
-
-
-@pytest.fixture(scope="module")
-def tiny_lm(tmp_path_factory):
-    import torch
-    from tokenizers import ByteLevelBPETokenizer
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("tiny-lm")
-    # Byte-level BPE: every string encodes, so a random model never emits an unknown token.
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(CORPUS * 3, vocab_size=300, special_tokens=["<eos>"])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<eos>", pad_token="<eos>")
-    tokenizer.save_pretrained(path)
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_positions=1024,
-        n_embd=32,
-        n_layer=2,
-        n_head=2,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.eos_token_id,
-    )
-    GPT2LMHeadModel(config).save_pretrained(path)
-    return path
-
-
 TOOLS = {
     "calendar": Tool(id="calendar", name="Calendar", description="calendar events"),
     "weather": Tool(id="weather", name="WeatherTool", description="weather forecast of rain tomorrow"),

@@ -13,6 +13,12 @@ Collections and search:
     result = client.query("docs", [SubSearch("emb", text="q"), SubSearch("bm25", text="q")], limit=5)
     for hit in result.hits: print(hit.id, hit.score, hit.sources["bm25"].rank)
 
+Tool retrieval:
+
+    client.upsert_tools([Tool(id="w", name="Weather", description="forecast for a city")])
+    client.record_usage([("will it rain in Rome", ["w"])])
+    for hit in client.retrieve_tools("is it sunny tomorrow", k=5).hits: print(hit.tool_id, hit.signals)
+
 Errors arrive as `grpc.RpcError` with the server's status code and message.
 """
 
@@ -34,13 +40,19 @@ from ferret.indexing.fields import SubSearch
 from ferret.indexing.fusion import RRF, Fusion
 from ferret.indexing.schema import CollectionSchema
 from ferret.indexing.store import Document
-from ferret.proto import codec
+from ferret.proto import codec, tools_codec
 from ferret.proto.ferret.v1 import collections_pb2 as cpb
 from ferret.proto.ferret.v1 import collections_pb2_grpc as cpb_grpc
 from ferret.proto.ferret.v1 import compress_pb2, compress_pb2_grpc
 from ferret.proto.ferret.v1 import encoder_pb2 as pb
 from ferret.proto.ferret.v1 import encoder_pb2_grpc as pb_grpc
+from ferret.proto.ferret.v1 import tools_pb2 as tpb
+from ferret.proto.ferret.v1 import tools_pb2_grpc as tpb_grpc
 from ferret.tensors import PROTO_DTYPES, WireDtype, from_message
+from ferret.tools.catalogue import Tool
+from ferret.tools.retriever import Mode, RetrieveRequest, SetOptions
+
+from .tools import ToolList, ToolRetrieval, ToolsWriteResult
 
 DEFAULT_MAX_MESSAGE_MB = 256
 DEFAULT_FUSION = RRF()
@@ -234,6 +246,7 @@ class Client:
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self._collections = cpb_grpc.CollectionsServiceStub(self._channel)
         self._search = cpb_grpc.SearchServiceStub(self._channel)
+        self._tools = tpb_grpc.ToolsServiceStub(self._channel)
 
     def _call(self, method, request, timeout: float | None):
         return method(request, timeout=timeout or self.timeout, metadata=self._metadata)
@@ -383,6 +396,49 @@ class Client:
         """Several queries in one call (build each with `query_message`); results in the same order."""
         response = self._call(self._search.BatchQuery, cpb.BatchQueryRequest(queries=list(queries)), timeout)
         return [_query_result(r) for r in response.results]
+
+    # -- tools --------------------------------------------------------------------------------------
+
+    def upsert_tools(self, tools: Sequence[Tool | Mapping[str, Any]], timeout: float | None = None) -> ToolsWriteResult:
+        """Insert or replace tools (Tool or its fields as a mapping; `parameters` a dict or JSON text)."""
+        messages = [tools_codec.tool_to_proto(t if isinstance(t, Tool) else Tool(**t)) for t in tools]
+        response = self._call(self._tools.UpsertTools, tpb.UpsertToolsRequest(tools=messages), timeout)
+        return ToolsWriteResult(response.catalogue_version, response.count)
+
+    def delete_tools(self, ids: Sequence[str], timeout: float | None = None) -> ToolsWriteResult:
+        response = self._call(self._tools.DeleteTools, tpb.DeleteToolsRequest(ids=list(ids)), timeout)
+        return ToolsWriteResult(response.catalogue_version, response.count)
+
+    def list_tools(self, namespace: str | None = None, tags: Sequence[str] = (),
+                   timeout: float | None = None) -> ToolList:
+        request = tpb.ListToolsRequest(namespace=namespace, tags=list(tags))
+        response = self._call(self._tools.ListTools, request, timeout)
+        return ToolList(response.catalogue_version, [tools_codec.tool_from_proto(t) for t in response.tools])
+
+    def record_usage(self, usages: Sequence[tuple[str, Sequence[str]]],
+                     timeout: float | None = None) -> ToolsWriteResult:
+        """Record (query, tool ids) pairs; each query's embedding joins its tools' Tool2Vec vectors."""
+        request = tpb.RecordUsageRequest(usages=[tpb.Usage(query=q, tool_ids=list(ids)) for q, ids in usages])
+        response = self._call(self._tools.RecordUsage, request, timeout)
+        return ToolsWriteResult(response.catalogue_version, response.count)
+
+    def retrieve_tools(self, query: str, k: int = 10, mode: str | Mode = Mode.HYBRID, instruction: str = "",
+                       namespace: str | None = None, tags: Sequence[str] = (), classifier: bool | None = None,
+                       rerank: bool | None = None, rewrite: bool = False, set_mode: SetOptions | None = None,
+                       timeout: float | None = None) -> ToolRetrieval:
+        """The k tools `query` most likely needs (fewer in set mode). None for `classifier` / `rerank`
+        means the server's default; True requires the trained stage (FAILED_PRECONDITION when stale)."""
+        request = RetrieveRequest(query, k, mode, instruction, namespace, tuple(tags), classifier, rerank, set_mode)
+        message = tools_codec.request_to_proto(request, rewrite)
+        return ToolRetrieval.from_proto(self._call(self._tools.RetrieveTools, message, timeout))
+
+    def retrieve_tools_batch(self, requests: Sequence[RetrieveRequest], rewrite: bool = False,
+                             timeout: float | None = None) -> list[ToolRetrieval]:
+        """Several retrievals in one call, ranked together; results in request order."""
+        message = tpb.RetrieveToolsBatchRequest(
+            requests=[tools_codec.request_to_proto(r, rewrite) for r in requests])
+        response = self._call(self._tools.RetrieveToolsBatch, message, timeout)
+        return [ToolRetrieval.from_proto(r) for r in response.results]
 
     # -- health -------------------------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ SERVICE_MODULES: list[str] = [
     "ferret.server.encoder_service",
     "ferret.server.compress_service",
     "ferret.server.collections_service",
+    "ferret.server.tools_service",
 ]
 
 SERVING = health_pb2.HealthCheckResponse.SERVING

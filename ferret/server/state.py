@@ -6,7 +6,7 @@ import asyncio
 import functools
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ferret.encoders.registry import ModelRegistry
 from ferret.errors import Unavailable
@@ -14,6 +14,9 @@ from ferret.indexing.collection import CollectionManager
 from ferret.server.batching import Batcher
 from ferret.server.config import FerretConfig
 from ferret.server.metrics import Metrics
+
+if TYPE_CHECKING:
+    from ferret.server.tools_service import ToolsRuntime
 
 T = TypeVar("T")
 
@@ -24,6 +27,7 @@ class ServerState:
         self.metrics = metrics or Metrics()
         self.registry: ModelRegistry | None = None  # set once the models have loaded
         self.collections: CollectionManager | None = None  # set by the collections service's startup
+        self.tools: ToolsRuntime | None = None  # set by the tools service's startup
         # Tokenisation and other short blocking work: never on the event loop.
         self.cpu_executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ferret-cpu")
         self._batchers: dict[str, Batcher] = {}
@@ -57,5 +61,8 @@ class ServerState:
         if self.collections is not None:  # snapshots make the next start fast; the store is the truth
             await self.in_thread(self.collections.close)
             self.collections = None
+        if self.tools is not None:
+            await self.in_thread(self.tools.close)
+            self.tools = None
         self.cpu_executor.shutdown(wait=False, cancel_futures=True)
         self.metrics.close()

@@ -1,13 +1,14 @@
 """`ferret tools ...` commands: eval, train-mlc, train-refiner, qta-pairs, train-qta.
 
 The main `ferret` CLI calls `add_tools_commands(subparsers)`; each command stores its handler in
-`args.func`. `tools eval` runs in-process for now: `engine_retrieve` is the one place to swap for a
-gRPC client's RetrieveToolsBatch once the service exists.
+`args.func`. `tools eval` goes through the real server path: the ToolsService of an in-process server
+(or of `--address`), fed and queried with the Python client; `run_eval` is the same loop in process.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -15,14 +16,23 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
+from ferret.client import Client
 from ferret.encoders.base import Encoder
+from ferret.errors import InvalidArgument
+from ferret.server.app import ServerThread
+from ferret.server.config import parse_config
 from ferret.tools import evaluate as ev
+from ferret.tools.embedding_cache import CachedEncoder
 from ferret.tools.engine import ToolEngine
 from ferret.tools.retriever import DEFAULT_WEIGHTS, HybridWeights, Mode, RetrieveRequest
 
 # (label, mode, classifier, refiner) rows of the evaluation table.
 FIRST_STAGE = [(m.value, m, False, False) for m in Mode]
+# Tools, usage records or retrievals per RPC during evaluation, and the deadline of one such call.
+RPC_CHUNK = 256
+RPC_TIMEOUT_S = 600.0
 SECOND_STAGE = [("hybrid+mlc", Mode.HYBRID, True, False), ("hybrid+refiner", Mode.HYBRID, False, True)]
 
 
@@ -37,7 +47,12 @@ def add_tools_commands(subparsers: argparse._SubParsersAction) -> None:
         "data_dir", help="MetaTool's folder or a generic folder (tools.jsonl, train.jsonl, test.jsonl)"
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    p.add_argument("--work-dir", help="catalogue data dir to build (default: a temporary folder)")
+    p.add_argument(
+        "--address",
+        help="evaluate through this running server (HOST:PORT); the dataset's tools and usage are upserted "
+        "into its catalogue. Default: an in-process server on a free loopback port",
+    )
+    p.add_argument("--work-dir", help="the in-process server's data dir (default: a temporary folder)")
     p.add_argument("--second-stages", action="store_true", help="also train and evaluate the MLC and refiner")
     p.add_argument("--cache", help=".npz file that keeps query embeddings between runs")
     p.add_argument(
@@ -82,8 +97,6 @@ def default_encoder(cache: str | None = None) -> Encoder:
 
     encoder = load_model(ModelConfig(name="all-MiniLM-L6-v2", family="sentence-transformers"))
     if cache:
-        from ferret.tools.embedding_cache import CachedEncoder
-
         encoder = CachedEncoder(encoder, cache)
     return encoder
 
@@ -100,13 +113,99 @@ def engine_retrieve(engine: ToolEngine, mode: Mode, classifier: bool, rerank: bo
     return retrieve
 
 
-def build_engine(
-    dataset: ev.ToolDataset, work_dir: str | Path, encoder: Encoder, weights: HybridWeights = DEFAULT_WEIGHTS
-) -> ToolEngine:
-    engine = ToolEngine(work_dir, encoder, weights)
-    engine.upsert_tools(dataset.tools)
-    engine.record_usage([(e.query, e.tools) for e in dataset.train])
-    return engine
+def train_stages(engine: ToolEngine | None) -> dict[str, float]:
+    """Train the MLC and the refiner on `engine`'s recorded usage; seconds each took."""
+    if engine is None:
+        raise InvalidArgument(
+            "--second-stages trains the stages in the served data dir, which only the in-process server "
+            "allows; drop --address, or run `ferret tools train-mlc/train-refiner` by the server's data dir"
+        )
+    notes = {}
+    for name, train in (("train_mlc_s", engine.train_classifier), ("train_refiner_s", engine.train_refiner)):
+        start = time.perf_counter()
+        train()
+        notes[name] = time.perf_counter() - start
+    return notes
+
+
+class EvalTarget(Protocol):
+    """What the evaluation loop builds and queries: the engine in process, or a server over gRPC."""
+
+    def build(self, dataset: ev.ToolDataset) -> None: ...
+
+    def retriever(self, mode: Mode, classifier: bool, rerank: bool) -> ev.Retrieve: ...
+
+    def train_stages(self) -> dict[str, float]: ...
+
+
+class EngineTarget:
+    def __init__(self, engine: ToolEngine):
+        self.engine = engine
+
+    def build(self, dataset: ev.ToolDataset) -> None:
+        self.engine.upsert_tools(dataset.tools)
+        self.engine.record_usage([(e.query, e.tools) for e in dataset.train])
+
+    def retriever(self, mode: Mode, classifier: bool, rerank: bool) -> ev.Retrieve:
+        return engine_retrieve(self.engine, mode, classifier, rerank)
+
+    def train_stages(self) -> dict[str, float]:
+        return train_stages(self.engine)
+
+
+class ServerTarget:
+    """Through a server's ToolsService: UpsertTools, RecordUsage and RetrieveToolsBatch, in chunks.
+
+    `local_engine` is the in-process server's engine (to train second stages in place), else None.
+    """
+
+    def __init__(self, client: Client, local_engine: ToolEngine | None = None):
+        self.client, self.local_engine = client, local_engine
+
+    def build(self, dataset: ev.ToolDataset) -> None:
+        for chunk in _chunks(dataset.tools, RPC_CHUNK):
+            self.client.upsert_tools(chunk)
+        for chunk in _chunks(dataset.train, RPC_CHUNK):
+            self.client.record_usage([(e.query, e.tools) for e in chunk])
+
+    def retriever(self, mode: Mode, classifier: bool, rerank: bool) -> ev.Retrieve:
+        def retrieve(queries: list[str], k: int) -> list[list[str]]:
+            ranked = []
+            for chunk in _chunks(queries, RPC_CHUNK):
+                requests = [RetrieveRequest(q, k=k, mode=mode, classifier=classifier, rerank=rerank) for q in chunk]
+                ranked += [[h.tool_id for h in r.hits] for r in self.client.retrieve_tools_batch(requests)]
+            return ranked
+
+        return retrieve
+
+    def train_stages(self) -> dict[str, float]:
+        return train_stages(self.local_engine)
+
+
+def _chunks(items: Sequence, size: int) -> list[Sequence]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def evaluate_target(
+    dataset: ev.ToolDataset, target: EvalTarget, second_stages: bool, bm25_in_hybrid: bool = True
+) -> tuple[dict[str, dict[str, dict[str, float]]], dict]:
+    """{test set: {row label: metrics}} and timings/training notes."""
+    notes: dict[str, float] = {}
+    start = time.perf_counter()
+    target.build(dataset)
+    notes["build_s"] = time.perf_counter() - start
+    rows = list(FIRST_STAGE)
+    if not bm25_in_hybrid:  # BM25 is then off in hybrid; still report BM25 alone
+        rows = [r for r in rows if r[0] != "hybrid"] + [("hybrid(no bm25)", Mode.HYBRID, False, False)]
+    if second_stages:
+        notes.update(target.train_stages())
+        rows += SECOND_STAGE
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for test_name, examples in dataset.tests.items():
+        results[test_name] = {}
+        for label, mode, classifier, rerank in rows:
+            results[test_name][label] = ev.evaluate(target.retriever(mode, classifier, rerank), examples)
+    return results, notes
 
 
 def run_eval(
@@ -117,31 +216,53 @@ def run_eval(
     weights: HybridWeights = DEFAULT_WEIGHTS,
     every: int = 1,
 ) -> tuple[dict[str, dict[str, dict[str, float]]], dict]:
-    """{test set: {row label: metrics}} and timings/training notes."""
+    """The evaluation in process, straight on a ToolEngine (quick tuning runs; `tools eval` uses gRPC)."""
     dataset = ev.load(data_dir).subsample(every)
-    notes: dict[str, float] = {}
-    start = time.perf_counter()
-    engine = build_engine(dataset, work_dir, encoder, weights)
-    notes["build_s"] = time.perf_counter() - start
-    rows = list(FIRST_STAGE)
-    if weights.bm25 == 0:  # BM25 is then off in hybrid; still report BM25 alone
-        rows = [r for r in rows if r[0] != "hybrid"] + [("hybrid(no bm25)", Mode.HYBRID, False, False)]
-    if second_stages:
-        start = time.perf_counter()
-        engine.train_classifier()
-        notes["train_mlc_s"] = time.perf_counter() - start
-        start = time.perf_counter()
-        engine.train_refiner()
-        notes["train_refiner_s"] = time.perf_counter() - start
-        rows += SECOND_STAGE
-    results: dict[str, dict[str, dict[str, float]]] = {}
-    for test_name, examples in dataset.tests.items():
-        results[test_name] = {}
-        for label, mode, classifier, rerank in rows:
-            retrieve = engine_retrieve(engine, mode, classifier, rerank)
-            results[test_name][label] = ev.evaluate(retrieve, examples)
-    engine.close()
-    return results, notes
+    engine = ToolEngine(work_dir, encoder, weights)
+    try:
+        return evaluate_target(dataset, EngineTarget(engine), second_stages, weights.bm25 != 0)
+    finally:
+        engine.close()
+
+
+def run_eval_server(
+    data_dir: str | Path,
+    address: str | None = None,
+    work_dir: str | Path | None = None,
+    second_stages: bool = False,
+    weights: HybridWeights = DEFAULT_WEIGHTS,
+    every: int = 1,
+    cache: str | None = None,
+) -> tuple[dict[str, dict[str, dict[str, float]]], dict]:
+    """The evaluation through the ToolsService of the server at `address`, or of an in-process server on a
+    free loopback port over `work_dir` (a temporary folder when None).
+
+    `weights` and `cache` tune the in-process server's engine; a running server keeps its own.
+    """
+    dataset = ev.load(data_dir).subsample(every)
+    if address is not None:
+        if second_stages:
+            train_stages(None)  # refused before the dataset is written into the running server
+        if cache or weights != DEFAULT_WEIGHTS:
+            raise InvalidArgument("--cache and --bm25-weight apply to the in-process server; drop --address")
+        with Client(address, timeout=RPC_TIMEOUT_S) as client:
+            client.wait_ready()
+            return evaluate_target(dataset, ServerTarget(client), second_stages)
+    with contextlib.ExitStack() as stack:
+        if work_dir is None:
+            work_dir = stack.enter_context(tempfile.TemporaryDirectory())
+        config = parse_config({"server": {"host": "127.0.0.1", "port": 0, "data_dir": str(work_dir)}})
+        server = stack.enter_context(ServerThread(config))
+        server.wait_ready()
+        engine = server.server.state.tools.engine
+        engine.retriever.weights = weights
+        if cache:
+            engine.signals.encoder = CachedEncoder(engine.signals.encoder, cache)
+        client = stack.enter_context(Client(server.address, timeout=RPC_TIMEOUT_S))
+        results = evaluate_target(dataset, ServerTarget(client, engine), second_stages, weights.bm25 != 0)
+        if cache:
+            engine.signals.encoder.save()
+        return results
 
 
 def format_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
@@ -157,14 +278,15 @@ def format_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    encoder = default_encoder(args.cache)
-    weights = HybridWeights(bm25=args.bm25_weight)
-    with tempfile.TemporaryDirectory() as tmp:
-        results, notes = run_eval(
-            args.data_dir, args.work_dir or tmp, encoder, args.second_stages, weights, args.every
-        )
-    if args.cache:
-        encoder.save()
+    results, notes = run_eval_server(
+        args.data_dir,
+        address=args.address,
+        work_dir=args.work_dir,
+        second_stages=args.second_stages,
+        weights=HybridWeights(bm25=args.bm25_weight),
+        every=args.every,
+        cache=args.cache,
+    )
     if args.json:
         print(json.dumps(results))
     else:

@@ -55,15 +55,22 @@ class ToolEngine:
         path = self.refiner_path
         self.retriever.refiner = refiner.ToolRefiner.load(path) if path.exists() else None
 
+    # Writes hold the signals' lock across the catalogue change and the refresh, so a versioned read
+    # never pairs a new catalogue version with signals of the old catalogue.
     def upsert_tools(self, tools: Sequence[Tool]) -> int:
-        version = self.catalogue.upsert(tools)
-        self.signals.refresh()
+        with self.signals._lock:
+            version = self.catalogue.upsert(tools)
+            self.signals.refresh()
         return version
 
     def delete_tools(self, tool_ids: Sequence[str]) -> int:
-        version = self.catalogue.delete(tool_ids)
-        self.signals.refresh()
+        with self.signals._lock:
+            version = self.catalogue.delete(tool_ids)
+            self.signals.refresh()
         return version
+
+    def version(self) -> int:
+        return self.catalogue.version()
 
     def list_tools(self, namespace: str | None = None, tags: Iterable[str] = ()) -> list[Tool]:
         return self.catalogue.list(namespace, tags)
@@ -76,6 +83,11 @@ class ToolEngine:
 
     def retrieve_tools_batch(self, requests: Sequence[RetrieveRequest]) -> list[list[ToolHit]]:
         return self.retriever.retrieve_batch(requests)
+
+    def retrieve_tools_versioned(self, requests: Sequence[RetrieveRequest]) -> tuple[int, list[list[ToolHit]]]:
+        """The hits of `retrieve_tools_batch` and the catalogue version they were ranked over."""
+        with self.signals._lock:
+            return self.catalogue.version(), self.retriever.retrieve_batch(requests)
 
     def train_classifier(self, **options) -> list[float]:
         losses = mlc.train_mlc(self.signals, self.classifier_path, **options)

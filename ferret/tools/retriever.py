@@ -134,11 +134,10 @@ class ToolRetriever:
     # ---- internals ---------------------------------------------------------------------------------
     def _stages(self, request: RetrieveRequest) -> list[SecondStage]:
         chosen = []
-        for stage, asked, default in (
-            (self.classifier, request.classifier, self.classifier_default),
-            (self.refiner, request.rerank, self.rerank_default),
+        for label, stage, asked, default in (
+            ("classifier", self.classifier, request.classifier, self.classifier_default),
+            ("refiner", self.refiner, request.rerank, self.rerank_default),
         ):
-            label = "classifier" if stage is self.classifier else "refiner"
             if asked is False or (asked is None and not default):
                 continue
             if stage is None:
