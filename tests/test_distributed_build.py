@@ -20,7 +20,7 @@ SCHEMA = {
     "dense": [{"name": "emb", "encoder": "all-MiniLM-L6-v2"}],
     "sparse": [{"name": "bm25", "encoder": "bm25"}],
 }
-DOCS = 240
+DOCS = 120
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def corpus(tmp_path_factory):
         for _, line in zip(range(DOCS), src, strict=False):
             out.write(line)
     with open(folder / "queries.jsonl", encoding="utf-8") as f:
-        queries = [json.loads(line)["text"] for _, line in zip(range(20), f, strict=False)]
+        queries = [json.loads(line)["text"] for _, line in zip(range(10), f, strict=False)]
     return path, queries
 
 
@@ -96,8 +96,7 @@ def test_rerun_is_a_noop_and_an_interrupted_build_resumes(builds, corpus):
     shard.get("c").delete(lost)
     shard.close()
     resumed = build_sharded_collection(
-        corpus[0], ray_dir, "c", SCHEMA, DEFAULT_MODELS,
-        shards=2, workers=2, cpus_per_worker=0.5, batch_size=64, progress=False,
+        corpus[0], ray_dir, "c", SCHEMA, DEFAULT_MODELS, shards=2, workers=1, batch_size=64, progress=False
     )
     assert (resumed.added, resumed.documents) == (len(lost), DOCS)
     assert ShardManifest.load(ray_dir).complete

@@ -115,10 +115,7 @@ class EncodeWorker:
         for document in self._documents(batch):
             by_shard[shard_of(document.id, len(self.writers))].append(document)
         if self.resuming:
-            lacking = ray.get(
-                {s: self.writers[s].missing.remote([d.id for d in docs]) for s, docs in by_shard.items()}
-                .values()
-            )
+            lacking = ray.get([self.writers[s].missing.remote([d.id for d in docs]) for s, docs in by_shard.items()])
             for (s, docs), ids in zip(list(by_shard.items()), lacking, strict=True):
                 wanted = set(ids)
                 by_shard[s] = [d for d in docs if d.id in wanted]
@@ -146,10 +143,9 @@ class EncodeWorker:
 
 
 def _read(ray: Any, path: Path, read_cpus: float):
-    args = {"ray_remote_args": {"num_cpus": read_cpus}}
     if corpus_format(path) == "parquet":
-        return ray.data.read_parquet(str(path), **args)
-    return ray.data.read_text(str(path), **args)
+        return ray.data.read_parquet(str(path), num_cpus=read_cpus)
+    return ray.data.read_text(str(path), num_cpus=read_cpus)
 
 
 def build_sharded_collection(
@@ -218,7 +214,7 @@ def build_sharded_collection(
             "resuming": resuming,
         },
         batch_size=batch_size,
-        concurrency=workers,
+        compute=ray.data.ActorPoolStrategy(size=workers),
         num_cpus=cpus_per_worker,
         num_gpus=gpus_per_worker,
         max_restarts=RETRIES,
