@@ -15,6 +15,7 @@ import sys
 COMMANDS: list[str] = [
     "ferret.cli:add_serve",
     "ferret.cli:add_embed",
+    "ferret.index_cli:add_index",
 ]
 
 
@@ -23,6 +24,7 @@ def add_serve(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="TOML config file (default: embedded models on 127.0.0.1:50051)")
     p.add_argument("--host", help="override [server] host")
     p.add_argument("--port", type=int, help="override [server] port (0 = any free port)")
+    p.add_argument("--data-dir", help="override [server] data_dir (collections, e.g. from `ferret index build`)")
     p.set_defaults(func=serve_command)
 
 
@@ -39,7 +41,9 @@ def serve_command(args: argparse.Namespace) -> int:
     except (ConfigError, ModelLoadError) as exc:
         print(f"ferret serve: {exc}", file=sys.stderr)
         return 2
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    overrides = {
+        k: v for k, v in (("host", args.host), ("port", args.port), ("data_dir", args.data_dir)) if v is not None
+    }
     config = replace(config, server=replace(config.server, **overrides))
     configure_logging(config.server.log_level, config.server.json_logs)
     try:

@@ -58,7 +58,7 @@ def lucene_scifact_index(scifact_slice, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def ferret_server():
+def ferret_server(tmp_path_factory):
     """A real Ferret server on the embedded defaults, on a free loopback port, shared by the session.
 
     Loading all-MiniLM-L6-v2 costs seconds, so every test that only needs the defaults reuses this one.
@@ -67,7 +67,9 @@ def ferret_server():
     from ferret.server.app import ServerThread
     from ferret.server.config import parse_config
 
-    server = ServerThread(parse_config({"server": {"host": "127.0.0.1", "port": 0, "metrics_port": 0}})).start()
+    data_dir = str(tmp_path_factory.mktemp("ferret-data"))
+    settings = {"host": "127.0.0.1", "port": 0, "metrics_port": 0, "data_dir": data_dir}
+    server = ServerThread(parse_config({"server": settings})).start()
     server.wait_ready()
     yield server
     server.stop(grace=1)

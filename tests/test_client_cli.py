@@ -51,7 +51,9 @@ def _serve(*args: str, config: str) -> subprocess.Popen:
 
 def test_serve_process_serves_and_stops_gracefully_on_sigterm(tmp_path):
     config = tmp_path / "ferret.toml"
-    config.write_text('[server]\nlog_level = "INFO"\n\n[models.bm25]\nfamily = "bm25"\n')
+    config.write_text(
+        f'[server]\nlog_level = "INFO"\ndata_dir = "{tmp_path / "data"}"\n\n[models.bm25]\nfamily = "bm25"\n'
+    )
     port = _free_port()
     proc = _serve("--port", str(port), config=str(config))
     try:

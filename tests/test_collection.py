@@ -201,7 +201,6 @@ def test_other_encoder_is_failed_precondition(tmp_path, minilm_registry):
 @pytest.mark.parametrize(
     "query, message",
     [
-        (Query([SubSearch("nope", text="x")]), "unknown field 'nope'"),
         (Query([SubSearch("tag", vector=[1.0, 2.0])]), "dimension 4"),
         (Query([SubSearch("tag", vector=[np.nan, 0, 0, 0])]), "NaN"),
         (Query([SubSearch("tag", text="hello")]), "precomputed"),
@@ -220,6 +219,19 @@ def test_other_encoder_is_failed_precondition(tmp_path, minilm_registry):
 def test_bad_queries(shared, query, message):
     with pytest.raises(InvalidArgument, match=message):
         shared.get("docs").query(query)
+
+
+def test_unknown_query_field_is_not_found(shared):
+    with pytest.raises(NotFound, match="unknown field 'nope'"):
+        shared.get("docs").query(Query([SubSearch("nope", text="x")]))
+
+
+def test_count_with_a_filter(shared):
+    docs = shared.get("docs")
+    everything = docs.count()
+    some = docs.count({"must": [{"key": "i", "range": {"lt": 3}}]})
+    rest = docs.count({"must_not": [{"key": "i", "range": {"lt": 3}}]})
+    assert 0 < some < everything and some + rest == everything
 
 
 def test_bad_writes_leave_the_collection_intact(shared):

@@ -7,6 +7,7 @@ test opens, so queue states are reached deterministically rather than by timing.
 
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -64,7 +65,8 @@ def gated_family():
 
 def start(server=None, batching=None, ready=True, **model_options) -> ServerThread:
     doc = {
-        "server": {"host": "127.0.0.1", "port": 0, "shutdown_grace_s": 5, **(server or {})},
+        "server": {"host": "127.0.0.1", "port": 0, "shutdown_grace_s": 5, "data_dir": tempfile.mkdtemp(),
+                   **(server or {})},
         "batching": batching or {},
         "models": {"gated": {"family": "test-gated", "options": model_options}},
     }

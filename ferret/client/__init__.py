@@ -5,25 +5,43 @@
         client.wait_ready()
         vectors = client.embed(["a query"], side="query").vectors   # float32 [1, 384]
 
+Collections and search:
+
+    client.create_collection("docs", {"dense": [{"name": "emb", "encoder": "all-MiniLM-L6-v2"}],
+                                      "sparse": [{"name": "bm25", "encoder": "bm25"}]})
+    client.upsert("docs", [{"id": "d1", "text": "...", "metadata": {"year": 2021}}])
+    result = client.query("docs", [SubSearch("emb", text="q"), SubSearch("bm25", text="q")], limit=5)
+    for hit in result.hits: print(hit.id, hit.score, hit.sources["bm25"].rank)
+
 Errors arrive as `grpc.RpcError` with the server's status code and message.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ferret.encoders.base import EncoderKind, ModelInfo, Side, SparseVector
+from ferret.indexing.collection import Hit
+from ferret.indexing.fields import SubSearch
+from ferret.indexing.fusion import RRF, Fusion
+from ferret.indexing.schema import CollectionSchema
+from ferret.indexing.store import Document
+from ferret.proto import codec
+from ferret.proto.ferret.v1 import collections_pb2 as cpb
+from ferret.proto.ferret.v1 import collections_pb2_grpc as cpb_grpc
 from ferret.proto.ferret.v1 import encoder_pb2 as pb
 from ferret.proto.ferret.v1 import encoder_pb2_grpc as pb_grpc
 
 DEFAULT_MAX_MESSAGE_MB = 256
+DEFAULT_FUSION = RRF()
 _SIDES = {None: pb.SIDE_UNSPECIFIED, "query": pb.SIDE_QUERY, "document": pb.SIDE_DOCUMENT,
           Side.QUERY: pb.SIDE_QUERY, Side.DOCUMENT: pb.SIDE_DOCUMENT}
 _SIDE_NAMES = {pb.SIDE_QUERY: Side.QUERY, pb.SIDE_DOCUMENT: Side.DOCUMENT}
@@ -70,6 +88,88 @@ def _dense(response: pb.EmbedResponse) -> DenseResult:
                        response.tokens, response.request_id)
 
 
+@dataclass(frozen=True)
+class CollectionInfo:
+    name: str
+    schema: CollectionSchema
+    version: int
+    count: int
+    aliases: list[str]
+
+    @classmethod
+    def from_proto(cls, m: cpb.CollectionInfo) -> CollectionInfo:
+        return cls(m.name, codec.schema_from_proto(m.schema), m.version, m.count, list(m.aliases))
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    collection: str  # the collection written (an alias resolved)
+    version: int
+    count: int  # documents written or deleted
+
+
+@dataclass(frozen=True)
+class GetResult:
+    collection: str
+    version: int
+    documents: list[Document]  # `vectors` filled when asked for
+    missing_ids: list[str]
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    collection: str
+    version: int
+    hits: list[Hit]  # each with `sources`: sub-search name -> SourceScore(score, rank)
+    time_ms: float
+
+
+def _document_message(doc: Document | Mapping[str, Any]) -> cpb.Document:
+    if isinstance(doc, Mapping):
+        doc = Document(**doc)
+    message = cpb.Document(id=doc.id, text=doc.text, metadata=codec.dict_to_struct(doc.metadata))
+    for name, vector in doc.vectors.items():
+        if codec.is_sparse(vector):
+            message.sparse[name].CopyFrom(codec.encode_sparse(vector, f"document {doc.id!r} field {name!r}"))
+        else:
+            message.dense[name].CopyFrom(codec.encode_dense(vector))
+    return message
+
+
+def _document(message: cpb.Document) -> Document:
+    vectors: dict[str, Any] = {n: codec.decode_dense(v, n) for n, v in message.dense.items()}
+    vectors.update({n: codec.decode_sparse(v, n) for n, v in message.sparse.items()})
+    return Document(message.id, message.text, codec.struct_to_dict(message.metadata), vectors)
+
+
+def _sub_search_message(search: SubSearch) -> cpb.SubSearch:
+    message = cpb.SubSearch(field=search.field, limit=search.limit, weight=search.weight,
+                            encoder=search.encoder or "", exact=search.exact, name=search.name or "")
+    if search.text is not None:
+        message.text = search.text
+    elif codec.is_sparse(search.vector):
+        message.sparse_vector.CopyFrom(codec.encode_sparse(search.vector, f"sub-search {search.field!r}"))
+    elif search.vector is not None:
+        message.vector.CopyFrom(codec.encode_dense(search.vector))
+    return message
+
+
+def query_message(collection: str, searches: Sequence[SubSearch], fusion: Fusion = DEFAULT_FUSION,
+                  filter: Mapping[str, Any] | None = None, limit: int = 10, offset: int = 0,
+                  with_text: bool = False, with_metadata: bool = False) -> cpb.QueryRequest:
+    """The QueryRequest of one query (`Client.batch_query` takes a list of these)."""
+    return cpb.QueryRequest(collection=collection, searches=[_sub_search_message(s) for s in searches],
+                            fusion=codec.fusion_to_proto(fusion), filter=codec.filter_to_proto(filter),
+                            limit=limit, offset=offset, with_text=with_text, with_metadata=with_metadata)
+
+
+def _query_result(m: cpb.QueryResponse) -> QueryResult:
+    hits = [Hit(h.id, h.score, codec.source_scores(h), h.text or None,
+                codec.struct_to_dict(h.metadata) if h.HasField("metadata") else None, h.version)
+            for h in m.hits]
+    return QueryResult(m.collection, m.version, hits, m.time_ms)
+
+
 def _truncate(truncate: bool) -> int:
     return pb.TRUNCATE_POLICY_END if truncate else pb.TRUNCATE_POLICY_ERROR
 
@@ -92,6 +192,8 @@ class Client:
         self.timeout = timeout
         self._encoder = pb_grpc.EncoderServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
+        self._collections = cpb_grpc.CollectionsServiceStub(self._channel)
+        self._search = cpb_grpc.SearchServiceStub(self._channel)
 
     def _call(self, method, request, timeout: float | None):
         return method(request, timeout=timeout or self.timeout, metadata=self._metadata)
@@ -141,6 +243,81 @@ class Client:
                           sides=tuple(_SIDE_NAMES[s] for s in m.sides), matryoshka_dims=tuple(m.matryoshka_dims),
                           supports_instructions=m.supports_instructions, extra=dict(m.extra))
                 for m in response.models]
+
+    # -- collections --------------------------------------------------------------------------------
+
+    def create_collection(self, name: str, schema: CollectionSchema | Mapping[str, Any],
+                          timeout: float | None = None) -> CollectionInfo:
+        """`schema` as a CollectionSchema or its plain form {"dense": [{"name", "encoder", "dim", "metric",
+        "factory"}], "sparse": [{"name", "encoder", "k1", "b", "stem", "approximate"}]}."""
+        if not isinstance(schema, CollectionSchema):
+            schema = CollectionSchema.from_dict(dict(schema))
+        request = cpb.CreateCollectionRequest(name=name, schema=codec.schema_to_proto(schema))
+        return CollectionInfo.from_proto(self._call(self._collections.CreateCollection, request, timeout))
+
+    def get_collection(self, name: str, timeout: float | None = None) -> CollectionInfo:
+        request = cpb.GetCollectionRequest(name=name)
+        return CollectionInfo.from_proto(self._call(self._collections.GetCollection, request, timeout))
+
+    def list_collections(self, timeout: float | None = None) -> list[CollectionInfo]:
+        response = self._call(self._collections.ListCollections, cpb.ListCollectionsRequest(), timeout)
+        return [CollectionInfo.from_proto(c) for c in response.collections]
+
+    def drop_collection(self, name: str, timeout: float | None = None) -> None:
+        self._call(self._collections.DropCollection, cpb.DropCollectionRequest(name=name), timeout)
+
+    def update_aliases(self, set_aliases: Mapping[str, str] | None = None, delete_aliases: Sequence[str] = (),
+                       timeout: float | None = None) -> None:
+        """Create/re-point (alias -> collection) and delete aliases in one atomic step."""
+        operations = [cpb.AliasOperation(delete=cpb.DeleteAlias(alias=a)) for a in delete_aliases]
+        operations += [cpb.AliasOperation(create=cpb.CreateAlias(alias=a, collection=c))
+                       for a, c in (set_aliases or {}).items()]
+        self._call(self._collections.UpdateAliases, cpb.UpdateAliasesRequest(operations=operations), timeout)
+
+    def list_aliases(self, timeout: float | None = None) -> dict[str, str]:
+        response = self._call(self._collections.ListAliases, cpb.ListAliasesRequest(), timeout)
+        return {a.alias: a.collection for a in response.aliases}
+
+    def upsert(self, collection: str, documents: Sequence[Document | Mapping[str, Any]],
+               timeout: float | None = None) -> WriteResult:
+        """Insert or replace documents (Document or {"id", "text", "metadata", "vectors"}); returns once
+        they are durable. `vectors` holds precomputed fields: dense arrays, sparse (indices, values)."""
+        request = cpb.UpsertRequest(collection=collection, documents=[_document_message(d) for d in documents])
+        response = self._call(self._collections.Upsert, request, timeout)
+        return WriteResult(response.collection, response.version, response.count)
+
+    def delete(self, collection: str, ids: Sequence[str], timeout: float | None = None) -> WriteResult:
+        response = self._call(self._collections.Delete, cpb.DeleteRequest(collection=collection, ids=list(ids)),
+                              timeout)
+        return WriteResult(response.collection, response.version, response.count)
+
+    def get(self, collection: str, ids: Sequence[str], with_vectors: bool = False,
+            timeout: float | None = None) -> GetResult:
+        request = cpb.GetRequest(collection=collection, ids=list(ids), with_vectors=with_vectors)
+        response = self._call(self._collections.Get, request, timeout)
+        return GetResult(response.collection, response.version, [_document(d) for d in response.documents],
+                         list(response.missing_ids))
+
+    def count(self, collection: str, filter: Mapping[str, Any] | None = None,
+              timeout: float | None = None) -> int:
+        request = cpb.CountRequest(collection=collection, filter=codec.filter_to_proto(filter))
+        return self._call(self._collections.Count, request, timeout).count
+
+    # -- search -------------------------------------------------------------------------------------
+
+    def query(self, collection: str, searches: Sequence[SubSearch], fusion: Fusion = DEFAULT_FUSION,
+              filter: Mapping[str, Any] | None = None, limit: int = 10, offset: int = 0,
+              with_text: bool = False, with_metadata: bool = False, timeout: float | None = None) -> QueryResult:
+        """Run the sub-searches, fuse them (RRF or WeightedSum), filter and page; hits best first."""
+        request = query_message(collection, searches, fusion, filter, limit, offset, with_text, with_metadata)
+        return _query_result(self._call(self._search.Query, request, timeout))
+
+    def batch_query(self, queries: Sequence[cpb.QueryRequest], timeout: float | None = None) -> list[QueryResult]:
+        """Several queries in one call (build each with `query_message`); results in the same order."""
+        response = self._call(self._search.BatchQuery, cpb.BatchQueryRequest(queries=list(queries)), timeout)
+        return [_query_result(r) for r in response.results]
+
+    # -- health -------------------------------------------------------------------------------------
 
     def health(self, service: str = "", timeout: float | None = None) -> str:
         """"SERVING", "NOT_SERVING", ... of one service ("" = the whole server)."""

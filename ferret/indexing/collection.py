@@ -236,8 +236,12 @@ class Collection:
     def get(self, ids: Sequence[str], with_vectors: bool = False) -> list[StoredDocument]:
         return self.store.get(self.name, ids, with_vectors)
 
-    def count(self) -> int:
-        return self.store.count(self.name)
+    def count(self, filter: Filter | Mapping[str, Any] | None = None) -> int:
+        """Live documents, or those a metadata filter admits."""
+        condition = filter if isinstance(filter, Filter | None) else parse_filter(filter)
+        if condition is None:
+            return self.store.count(self.name)
+        return self.store.count(self.name, *condition.to_sql())
 
     def query(self, query: Query) -> QueryResult:
         """Run the sub-searches (concurrently), fuse, filter, page; hits carry per-source score and rank."""
@@ -291,7 +295,7 @@ class Collection:
         if query.limit + query.offset > MAX_LIMIT:
             raise InvalidArgument(f"limit + offset must be at most {MAX_LIMIT}")
         for s in searches:
-            self.schema.field(s.field)  # InvalidArgument naming the fields that exist
+            self.schema.field(s.field)  # NotFound naming the fields that exist
             _check_limit(f"limit of sub-search {s.source!r}", s.limit, 1)
         check_weights([SourceHits(s.source, np.zeros(0, np.int64), np.zeros(0), s.weight) for s in searches])
         return searches

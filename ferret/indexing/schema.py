@@ -13,7 +13,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ferret.errors import InvalidArgument
+from ferret.errors import InvalidArgument, NotFound
 
 PRECOMPUTED = "precomputed"
 BM25 = "bm25"
@@ -99,7 +99,7 @@ class CollectionSchema:
         for f in (*self.dense, *self.sparse):
             if f.name == name:
                 return f
-        raise InvalidArgument(
+        raise NotFound(
             f"unknown field {name!r}; this collection has fields: "
             f"{', '.join(f.name for f in (*self.dense, *self.sparse))}"
         )

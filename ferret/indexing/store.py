@@ -370,11 +370,13 @@ class DocumentStore:
                 )
         return out
 
-    def count(self, collection: str) -> int:
+    def count(self, collection: str, where: str = "1", params: Sequence[Any] = ()) -> int:
+        """Live documents of a collection, optionally those satisfying an SQL condition (see filters)."""
         with self._lock:
             self._record(self._db, collection)
             return self._db.execute(
-                "SELECT COUNT(*) FROM documents WHERE collection=? AND deleted_version IS NULL", (collection,)
+                f"SELECT COUNT(*) FROM documents WHERE collection=? AND deleted_version IS NULL AND ({where})",
+                (collection, *params),
             ).fetchone()[0]
 
     def version(self, collection: str) -> int:

@@ -33,6 +33,7 @@ log = logging.getLogger("ferret.server")
 # One line per service module; later services (collections, compress, tools) add theirs here.
 SERVICE_MODULES: list[str] = [
     "ferret.server.encoder_service",
+    "ferret.server.collections_service",
 ]
 
 SERVING = health_pb2.HealthCheckResponse.SERVING

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from ferret.encoders.registry import ModelRegistry
 from ferret.errors import Unavailable
+from ferret.indexing.collection import CollectionManager
 from ferret.server.batching import Batcher
 from ferret.server.config import FerretConfig
 from ferret.server.metrics import Metrics
@@ -22,6 +23,7 @@ class ServerState:
         self.config = config
         self.metrics = metrics or Metrics()
         self.registry: ModelRegistry | None = None  # set once the models have loaded
+        self.collections: CollectionManager | None = None  # set by the collections service's startup
         # Tokenisation and other short blocking work: never on the event loop.
         self.cpu_executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ferret-cpu")
         self._batchers: dict[str, Batcher] = {}
@@ -31,6 +33,12 @@ class ServerState:
         if self.registry is None:
             raise Unavailable("models are still loading; retry when the health service reports SERVING")
         return self.registry
+
+    def collection_manager(self) -> CollectionManager:
+        """The collections of `[server] data_dir`; UNAVAILABLE until they are open."""
+        if self.collections is None:
+            raise Unavailable("collections are still opening; retry when the health service reports SERVING")
+        return self.collections
 
     def batcher(self, name: str, run: Callable[[Hashable, list[Any]], Sequence[Any]]) -> Batcher:
         """The batcher of one model call (e.g. "all-MiniLM-L6-v2/embed"), created on first use."""
@@ -46,5 +54,8 @@ class ServerState:
     async def close(self) -> None:
         for batcher in self._batchers.values():
             await batcher.close()
+        if self.collections is not None:  # snapshots make the next start fast; the store is the truth
+            await self.in_thread(self.collections.close)
+            self.collections = None
         self.cpu_executor.shutdown(wait=False, cancel_futures=True)
         self.metrics.close()
