@@ -29,8 +29,9 @@ from typing import Protocol
 
 import numpy as np
 
+from ferret.encoders.registry import ModelRegistry
 from ferret.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
-from ferret.indexing.collection import Hit, Query, QueryResult
+from ferret.indexing.collection import CollectionManager, Hit, Query, QueryResult
 from ferret.indexing.fusion import SourceHits, SourceScore, fuse
 
 MANIFEST = "shards.json"
@@ -68,7 +69,7 @@ class ShardManifest:
         try:
             return cls(**json.loads(path.read_text(encoding="utf-8")))
         except (json.JSONDecodeError, TypeError) as exc:
-            raise FailedPrecondition(f"{path} is not a shard manifest ({exc}); remove the folder to rebuild")
+            raise FailedPrecondition(f"{path} is not a shard manifest ({exc}); remove the folder to rebuild") from None
 
     def directories(self, root: str | Path) -> list[Path]:
         return [Path(root) / s for s in self.shards]
@@ -181,10 +182,8 @@ class ShardedSearch:
         self._executor.shutdown(wait=False)
 
 
-def open_local_shards(root: str | Path, registry) -> tuple[ShardManifest, list]:
+def open_local_shards(root: str | Path, registry: ModelRegistry) -> tuple[ShardManifest, list[CollectionManager]]:
     """(manifest, CollectionManager per shard) of a sharded collection folder, for in-process search."""
-    from ferret.indexing.collection import CollectionManager
-
     manifest = ShardManifest.load(root)
     if manifest is None:
         raise NotFound(f"{Path(root) / MANIFEST} does not exist: not a sharded collection folder")
