@@ -13,7 +13,14 @@ import time
 import grpc
 
 from ferret.errors import InvalidArgument
-from ferret.indexing.collection import MAX_LIMIT, MAX_SUBSEARCHES, Collection, CollectionManager, Query
+from ferret.indexing.collection import (
+    MAX_LIMIT,
+    MAX_SUBSEARCHES,
+    Collection,
+    CollectionManager,
+    Query,
+    QueryResult,
+)
 from ferret.indexing.fields import SubSearch
 from ferret.indexing.store import MAX_BATCH, Document, StoredDocument
 from ferret.proto import codec
@@ -79,7 +86,8 @@ def _sub_search(message: pb.SubSearch, position: int) -> SubSearch:
     )
 
 
-def _query(message: pb.QueryRequest) -> Query:
+def query_from_proto(message: pb.QueryRequest) -> Query:
+    """The engine query of a QueryRequest (sub-search vectors decoded, fusion and filter parsed)."""
     if len(message.searches) > MAX_SUBSEARCHES:
         raise InvalidArgument(f"a query takes at most {MAX_SUBSEARCHES} sub-searches, got {len(message.searches)}")
     if message.limit > MAX_LIMIT or message.offset > MAX_LIMIT:
@@ -199,7 +207,12 @@ class CollectionsServicer(pb_grpc.CollectionsServiceServicer):
 
 def _query_response(collection: Collection, request: pb.QueryRequest) -> pb.QueryResponse:
     started = time.perf_counter()
-    result = collection.query(_query(request))
+    result = collection.query(query_from_proto(request))
+    return query_response(collection.name, result, started)
+
+
+def query_response(collection: str, result: QueryResult, started: float) -> pb.QueryResponse:
+    """The QueryResponse of an engine result; `started` is the perf_counter() when the query arrived."""
     hits = [
         pb.Hit(
             id=h.id,
@@ -212,7 +225,7 @@ def _query_response(collection: Collection, request: pb.QueryRequest) -> pb.Quer
         for h in result.hits
     ]
     return pb.QueryResponse(
-        collection=collection.name,
+        collection=collection,
         version=result.version,
         hits=hits,
         time_ms=(time.perf_counter() - started) * 1000,

@@ -365,7 +365,7 @@ class Fusion(_message.Message):
     def __init__(self, rrf: _Optional[_Union[Rrf, _Mapping]] = ..., weighted_sum: _Optional[_Union[WeightedSum, _Mapping]] = ...) -> None: ...
 
 class QueryRequest(_message.Message):
-    __slots__ = ("collection", "searches", "fusion", "filter", "limit", "offset", "with_text", "with_metadata")
+    __slots__ = ("collection", "searches", "fusion", "filter", "limit", "offset", "with_text", "with_metadata", "allow_partial")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     SEARCHES_FIELD_NUMBER: _ClassVar[int]
     FUSION_FIELD_NUMBER: _ClassVar[int]
@@ -374,6 +374,7 @@ class QueryRequest(_message.Message):
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     WITH_TEXT_FIELD_NUMBER: _ClassVar[int]
     WITH_METADATA_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_PARTIAL_FIELD_NUMBER: _ClassVar[int]
     collection: str
     searches: _containers.RepeatedCompositeFieldContainer[SubSearch]
     fusion: Fusion
@@ -382,7 +383,8 @@ class QueryRequest(_message.Message):
     offset: int
     with_text: bool
     with_metadata: bool
-    def __init__(self, collection: _Optional[str] = ..., searches: _Optional[_Iterable[_Union[SubSearch, _Mapping]]] = ..., fusion: _Optional[_Union[Fusion, _Mapping]] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., with_text: _Optional[bool] = ..., with_metadata: _Optional[bool] = ...) -> None: ...
+    allow_partial: bool
+    def __init__(self, collection: _Optional[str] = ..., searches: _Optional[_Iterable[_Union[SubSearch, _Mapping]]] = ..., fusion: _Optional[_Union[Fusion, _Mapping]] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., with_text: _Optional[bool] = ..., with_metadata: _Optional[bool] = ..., allow_partial: _Optional[bool] = ...) -> None: ...
 
 class SourceScore(_message.Message):
     __slots__ = ("source", "score", "rank")
@@ -411,16 +413,18 @@ class Hit(_message.Message):
     def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ..., sources: _Optional[_Iterable[_Union[SourceScore, _Mapping]]] = ..., text: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
 
 class QueryResponse(_message.Message):
-    __slots__ = ("collection", "version", "hits", "time_ms")
+    __slots__ = ("collection", "version", "hits", "time_ms", "unavailable_shards")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     HITS_FIELD_NUMBER: _ClassVar[int]
     TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    UNAVAILABLE_SHARDS_FIELD_NUMBER: _ClassVar[int]
     collection: str
     version: int
     hits: _containers.RepeatedCompositeFieldContainer[Hit]
     time_ms: float
-    def __init__(self, collection: _Optional[str] = ..., version: _Optional[int] = ..., hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., time_ms: _Optional[float] = ...) -> None: ...
+    unavailable_shards: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, collection: _Optional[str] = ..., version: _Optional[int] = ..., hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., time_ms: _Optional[float] = ..., unavailable_shards: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class BatchQueryRequest(_message.Message):
     __slots__ = ("queries",)
