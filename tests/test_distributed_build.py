@@ -8,7 +8,7 @@ import pytest
 from conftest import require_dataset
 
 from ferret.encoders.registry import DEFAULT_MODELS
-from ferret.errors import FailedPrecondition
+from ferret.errors import FailedPrecondition, InvalidArgument
 from ferret.indexing.build import build_collection
 from ferret.indexing.collection import CollectionManager, Query, SubSearch
 from ferret.indexing.shards import ShardedSearch, ShardManifest, open_local_shards
@@ -110,3 +110,24 @@ def test_another_corpus_or_shard_count_is_refused(builds, corpus, tmp_path):
     other.write_text(json.dumps({"_id": "x", "text": "y"}) + "\n")
     with pytest.raises(FailedPrecondition, match="remove the folder"):
         build_sharded_collection(other, ray_dir, "c", SCHEMA, DEFAULT_MODELS, shards=2, progress=False)
+
+
+def test_encoder_workers_read_jsonl_lines_and_parquet_rows(tmp_path):
+    import pyarrow as pa
+
+    from ferret.distributed.build import EncodeWorker
+    from ferret.indexing.schema import CollectionSchema
+
+    schema = CollectionSchema.from_dict({"dense": [{"name": "v", "encoder": "precomputed", "dim": 2}]})
+    record = {"_id": "a", "title": "T", "text": "body", "metadata": {"k": 1}, "vectors": {"v": [1.0, 0.0]}}
+    lines = pa.table({"text": [json.dumps(record), "  "]})
+    jsonl = EncodeWorker([], schema, [], str(tmp_path / "c.jsonl"), resuming=False)._documents(lines)
+    parquet = EncodeWorker([], schema, [], str(tmp_path / "c.parquet"), resuming=False)._documents(
+        pa.Table.from_pylist([record])
+    )
+    for documents in (jsonl, parquet):
+        assert [(d.id, d.text, d.metadata, d.vectors) for d in documents] == [
+            ("a", "T body", {"k": 1, "title": "T"}, {"v": [1.0, 0.0]})
+        ]
+    with pytest.raises(InvalidArgument, match="not JSON"):
+        EncodeWorker([], schema, [], "c.jsonl", resuming=False)._documents(pa.table({"text": ["{bad"]}))

@@ -107,6 +107,8 @@ def test_bad_queries_and_manifests(collections, tmp_path):
     _, shards = collections
     with pytest.raises(InvalidArgument, match="at least one shard"):
         ShardedSearch({})
+    with pytest.raises(InvalidArgument, match="limit must be"):
+        ShardedSearch(shards).query(Query([SubSearch("a", vector=np.ones(8))], limit=0))
     with pytest.raises(NotFound, match="unknown field"):
         ShardedSearch(shards).query(Query([SubSearch("nope", vector=np.ones(8))]))
     (tmp_path / "shards.json").write_text("{not json")

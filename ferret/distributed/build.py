@@ -107,8 +107,9 @@ class EncodeWorker:
         if broken:
             raise FailedPrecondition("; ".join(broken))
         self.writers, self.corpus, self.resuming = list(writers), corpus, resuming
+        self.jsonl = corpus_format(Path(corpus)) == "jsonl"
 
-    def __call__(self, batch: Mapping[str, Any]) -> dict[str, list[int]]:
+    def __call__(self, batch: Any) -> dict[str, list[int]]:
         import ray
 
         by_shard: dict[int, list[Document]] = defaultdict(list)
@@ -126,20 +127,21 @@ class EncodeWorker:
         ]
         return {"written": [sum(ray.get(pending))]}
 
-    def _documents(self, batch: Mapping[str, Any]) -> list[Document]:
-        if "text" in batch and len(batch) == 1:  # lines of a JSONL file (read_text)
-            records = []
-            for line in batch["text"]:
-                if not line.strip():
-                    continue
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise InvalidArgument(f"{self.corpus}: a line is not JSON: {exc}") from None
-        else:  # Parquet columns
-            columns = list(batch)
-            records = [dict(zip(columns, row, strict=True)) for row in zip(*batch.values(), strict=True)]
-        return [document_from_record(r, self.corpus) for r in records]
+    def _documents(self, batch: Any) -> list[Document]:
+        """Documents of a pyarrow batch: lines of a JSONL file (`read_text`) or Parquet rows."""
+        rows = batch.to_pylist()
+        if not self.jsonl:
+            return [document_from_record(r, self.corpus) for r in rows]
+        documents = []
+        for row in rows:
+            if not row["text"].strip():
+                continue
+            try:
+                record = json.loads(row["text"])
+            except json.JSONDecodeError as exc:
+                raise InvalidArgument(f"{self.corpus}: a line is not JSON: {exc}") from None
+            documents.append(document_from_record(record, self.corpus))
+        return documents
 
 
 def _read(ray: Any, path: Path, read_cpus: float):
@@ -214,6 +216,7 @@ def build_sharded_collection(
             "resuming": resuming,
         },
         batch_size=batch_size,
+        batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(size=workers),
         num_cpus=cpus_per_worker,
         num_gpus=gpus_per_worker,

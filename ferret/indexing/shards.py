@@ -31,7 +31,7 @@ import numpy as np
 
 from ferret.encoders.registry import ModelRegistry
 from ferret.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
-from ferret.indexing.collection import CollectionManager, Hit, Query, QueryResult
+from ferret.indexing.collection import MAX_LIMIT, CollectionManager, Hit, Query, QueryResult
 from ferret.indexing.fusion import SourceHits, SourceScore, fuse
 
 MANIFEST = "shards.json"
@@ -95,6 +95,11 @@ def _sub_queries(query: Query) -> list[Query]:
     """One single-sub-search query per sub-search, each asking a shard for the sub-search's full list."""
     if not query.searches:
         raise InvalidArgument("a query needs at least one sub-search")
+    for what, value, low in (("limit", query.limit, 1), ("offset", query.offset, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise InvalidArgument(f"{what} must be an integer >= {low}, got {value!r}")
+    if query.limit + query.offset > MAX_LIMIT:
+        raise InvalidArgument(f"limit + offset must be at most {MAX_LIMIT}")
     return [
         Query(
             searches=[s],
