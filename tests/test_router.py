@@ -7,14 +7,12 @@ import sys
 import grpc
 import numpy as np
 import pytest
-from test_shards import SCHEMA, assert_same_up_to_ties
+from test_shards import assert_same_up_to_ties, sharded_data
 
 from ferret.client import Client, query_message
-from ferret.encoders.registry import ModelRegistry
-from ferret.indexing.collection import CollectionManager, Query, SubSearch
+from ferret.indexing.collection import Query, SubSearch
 from ferret.indexing.fusion import RRF, WeightedSum
 from ferret.indexing.shards import shard_of
-from ferret.indexing.store import Document
 from ferret.proto.ferret.v1 import collections_pb2_grpc as cpb_grpc
 from ferret.server.app import ServerThread
 from ferret.server.config import ConfigError, parse_config
@@ -31,20 +29,11 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    rng = np.random.default_rng(3)
-    docs = [
-        Document(f"d{i}", f"text {i}", {"even": i % 2 == 0},
-                 {"a": rng.normal(size=8).astype(np.float32), "b": rng.normal(size=8).astype(np.float32)})
-        for i in range(300)
-    ]
     root = tmp_path_factory.mktemp("router")
-    whole = CollectionManager(root / "whole", ModelRegistry({}))
-    whole.create("c", SCHEMA).upsert(docs)
+    whole, shards = sharded_data(root, 300, 2, seed=3)
     processes, addresses = [], []
-    for s in range(2):
-        shard = CollectionManager(root / f"shard-{s}", ModelRegistry({}))
-        shard.create("c", SCHEMA).upsert([d for d in docs if shard_of(d.id, 2) == s])
-        shard.close()
+    for s, shard in enumerate(shards):
+        shard.close()  # the shard processes open these data directories
         port = free_port()
         config = root / f"shard-{s}.toml"
         config.write_text(f'[server]\nhost = "127.0.0.1"\nport = {port}\ndata_dir = "{root / f"shard-{s}"}"\n'

@@ -24,20 +24,26 @@ class DownShard:
         raise Unavailable("connection refused at 127.0.0.1:1")
 
 
-@pytest.fixture(scope="module")
-def collections(tmp_path_factory):
-    rng = np.random.default_rng(7)
+def sharded_data(root, count, shards, seed):
+    """Random documents in one unsharded data directory and in `shards` shard data directories;
+    returns (unsharded manager, shard managers)."""
+    rng = np.random.default_rng(seed)
     docs = [
         Document(f"d{i}", f"text {i}", {"even": i % 2 == 0},
                  {"a": rng.normal(size=8).astype(np.float32), "b": rng.normal(size=8).astype(np.float32)})
-        for i in range(400)
+        for i in range(count)
     ]
-    root = tmp_path_factory.mktemp("c")
     whole = CollectionManager(root / "whole", ModelRegistry({}))
     whole.create("c", SCHEMA).upsert(docs)
-    parts = [CollectionManager(root / f"shard-{s}", ModelRegistry({})) for s in range(SHARDS)]
+    parts = [CollectionManager(root / f"shard-{s}", ModelRegistry({})) for s in range(shards)]
     for s, manager in enumerate(parts):
-        manager.create("c", SCHEMA).upsert([d for d in docs if shard_of(d.id, SHARDS) == s])
+        manager.create("c", SCHEMA).upsert([d for d in docs if shard_of(d.id, shards) == s])
+    return whole, parts
+
+
+@pytest.fixture(scope="module")
+def collections(tmp_path_factory):
+    whole, parts = sharded_data(tmp_path_factory.mktemp("c"), 400, SHARDS, seed=7)
     yield whole.get("c"), {f"shard-{s}": m.get("c") for s, m in enumerate(parts)}
     for manager in (whole, *parts):
         manager.close(snapshot=False)
