@@ -96,9 +96,11 @@ class RemoteShard:
             raise _ERRORS.get(exc.code(), FerretError)(f"shard {self.name}: {exc.details()}") from None
 
 
-class RouterSearchServicer(pb_grpc.SearchServiceServicer):
-    def __init__(self, state: ServerState, settings: RouterSettings):
-        self.state = state
+class Router:
+    """The router's work, independent of the gRPC server that hosts it (a `ferret serve` process here;
+    a Ray Serve replica in `ferret.distributed.serve`)."""
+
+    def __init__(self, settings: RouterSettings):
         self.clients = {
             f"{shard_directory(i)} ({address})": Client(address, api_key=settings.api_key, timeout=settings.timeout_s)
             for i, address in enumerate(settings.shards)
@@ -106,7 +108,7 @@ class RouterSearchServicer(pb_grpc.SearchServiceServicer):
         self._executor = ThreadPoolExecutor(max_workers=min(32, 2 * len(self.clients)),
                                             thread_name_prefix="ferret-router")
 
-    def _answer(self, request: pb.QueryRequest) -> pb.QueryResponse:
+    def query(self, request: pb.QueryRequest) -> pb.QueryResponse:
         started = time.perf_counter()
         filter_message = request.filter if request.HasField("filter") else None
         shards = {name: RemoteShard(name, client, request.collection, filter_message)
@@ -116,18 +118,14 @@ class RouterSearchServicer(pb_grpc.SearchServiceServicer):
         response.unavailable_shards.extend(result.unavailable_shards)
         return response
 
-    @rpc
-    async def Query(self, request: pb.QueryRequest, context) -> pb.QueryResponse:
-        return await self.state.in_thread(self._answer, request)
-
-    @rpc
-    async def BatchQuery(self, request: pb.BatchQueryRequest, context) -> pb.BatchQueryResponse:
+    def batch_query(self, request: pb.BatchQueryRequest) -> pb.BatchQueryResponse:
+        """Queries in order; the first failing one fails the batch, its index named (as SearchService)."""
         if not 1 <= len(request.queries) <= MAX_BATCH_QUERIES:
             raise InvalidArgument(f"a batch needs 1..{MAX_BATCH_QUERIES} queries, got {len(request.queries)}")
         results = []
         for position, query in enumerate(request.queries):
             try:
-                results.append(await self.state.in_thread(self._answer, query))
+                results.append(self.query(query))
             except FerretError as exc:
                 exc.args = (f"query {position}: {exc}", *exc.args[1:])
                 raise
@@ -137,6 +135,20 @@ class RouterSearchServicer(pb_grpc.SearchServiceServicer):
         for client in self.clients.values():
             client.close()
         self._executor.shutdown(wait=False)
+
+
+class RouterSearchServicer(pb_grpc.SearchServiceServicer):
+    def __init__(self, state: ServerState, settings: RouterSettings):
+        self.state = state
+        self.router = Router(settings)
+
+    @rpc
+    async def Query(self, request: pb.QueryRequest, context) -> pb.QueryResponse:
+        return await self.state.in_thread(self.router.query, request)
+
+    @rpc
+    async def BatchQuery(self, request: pb.BatchQueryRequest, context) -> pb.BatchQueryResponse:
+        return await self.state.in_thread(self.router.batch_query, request)
 
 
 def register(server: grpc.aio.Server, state: ServerState) -> list[str]:
