@@ -112,20 +112,28 @@ class EncodeWorker:
     def __call__(self, batch: Any) -> dict[str, list[int]]:
         import ray
 
-        by_shard: dict[int, list[Document]] = defaultdict(list)
-        for document in self._documents(batch):
-            by_shard[shard_of(document.id, len(self.writers))].append(document)
+        documents = self._documents(batch)
         if self.resuming:
-            lacking = ray.get([self.writers[s].missing.remote([d.id for d in docs]) for s, docs in by_shard.items()])
-            for (s, docs), ids in zip(list(by_shard.items()), lacking, strict=True):
-                wanted = set(ids)
-                by_shard[s] = [d for d in docs if d.id in wanted]
-        pending = [
-            self.writers[s].upsert.remote(encode_documents(self.fields, docs))
-            for s, docs in by_shard.items()
-            if docs
-        ]
+            documents = self._lacking(documents)
+        if not documents:
+            return {"written": [0]}
+        # One encoder call per batch (full batches for the GPU), then each shard gets its part.
+        by_shard: dict[int, list[Document]] = defaultdict(list)
+        for document in encode_documents(self.fields, documents):
+            by_shard[shard_of(document.id, len(self.writers))].append(document)
+        pending = [self.writers[s].upsert.remote(docs) for s, docs in by_shard.items()]
         return {"written": [sum(ray.get(pending))]}
+
+    def _lacking(self, documents: list[Document]) -> list[Document]:
+        """The documents that their shard does not hold yet (a resumed build)."""
+        import ray
+
+        ids_by_shard: dict[int, list[str]] = defaultdict(list)
+        for document in documents:
+            ids_by_shard[shard_of(document.id, len(self.writers))].append(document.id)
+        lacking = ray.get([self.writers[s].missing.remote(ids) for s, ids in ids_by_shard.items()])
+        wanted = {doc_id for ids in lacking for doc_id in ids}
+        return [d for d in documents if d.id in wanted]
 
     def _documents(self, batch: Any) -> list[Document]:
         """Documents of a pyarrow batch: lines of a JSONL file (`read_text`) or Parquet rows."""
@@ -144,10 +152,12 @@ class EncodeWorker:
         return documents
 
 
-def _read(ray: Any, path: Path, read_cpus: float):
+def _read(ray: Any, path: Path):
+    # Read tasks reserve no CPU: reading is light next to encoding, and a cluster whose CPUs all went to
+    # encoder actors would otherwise never schedule the reads that feed them (a deadlock).
     if corpus_format(path) == "parquet":
-        return ray.data.read_parquet(str(path), num_cpus=read_cpus)
-    return ray.data.read_text(str(path), num_cpus=read_cpus)
+        return ray.data.read_parquet(str(path), num_cpus=0)
+    return ray.data.read_text(str(path), num_cpus=0)
 
 
 def build_sharded_collection(
@@ -206,7 +216,7 @@ def build_sharded_collection(
     )
     writer_class = ray.remote(num_cpus=0, max_restarts=RETRIES, max_task_retries=RETRIES)(ShardWriter)
     writers = [writer_class.remote(str(d), name, resolved) for d in manifest.directories(root)]
-    dataset = _read(ray, corpus_path, min(1.0, cpus_per_worker)).map_batches(
+    dataset = _read(ray, corpus_path).map_batches(
         EncodeWorker,
         fn_constructor_kwargs={
             "models": list(models),
