@@ -97,8 +97,8 @@ class RemoteShard:
 
 
 class Router:
-    """The router's work, independent of the gRPC server that hosts it (a `ferret serve` process here;
-    a Ray Serve replica in `ferret.distributed.serve`)."""
+    """The router's work, independent of the gRPC server that hosts it (so that another host, such as a
+    Ray Serve replica, can reuse it)."""
 
     def __init__(self, settings: RouterSettings):
         self.clients = {
