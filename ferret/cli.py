@@ -17,6 +17,7 @@ COMMANDS: list[str] = [
     "ferret.cli:add_embed",
     "ferret.index_cli:add_index",
     "ferret.tools.cli:add_tools_commands",
+    "ferret.health_cli:add_health",
 ]
 
 
@@ -33,12 +34,15 @@ def serve_command(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from ferret.encoders.base import ModelLoadError
-    from ferret.server.app import serve
+    from ferret.server.app import SERVICE_MODULES, serve
     from ferret.server.config import ConfigError, load_config
     from ferret.server.logs import configure_logging
+    from ferret.server.router_service import ROUTER_SERVICE_MODULES, router_settings
 
     try:
         config = load_config(args.config)
+        # A [router] table makes this process the router of a sharded collection (no collections of its own).
+        modules = ROUTER_SERVICE_MODULES if router_settings(config.raw) else SERVICE_MODULES
     except (ConfigError, ModelLoadError) as exc:
         print(f"ferret serve: {exc}", file=sys.stderr)
         return 2
@@ -48,7 +52,7 @@ def serve_command(args: argparse.Namespace) -> int:
     config = replace(config, server=replace(config.server, **overrides))
     configure_logging(config.server.log_level, config.server.json_logs)
     try:
-        asyncio.run(serve(config))
+        asyncio.run(serve(config, modules))
     except (ConfigError, ModelLoadError) as exc:
         print(f"ferret serve: {exc}", file=sys.stderr)
         return 1

@@ -33,6 +33,12 @@ def add_index(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--batch-size", type=int, default=256, help="documents per committed batch")
     build.add_argument("--limit", type=int, help="stop after this many corpus records")
     build.add_argument("--quiet", action="store_true", help="no progress bar")
+    build.add_argument("--engine", choices=["local", "ray"], default="local",
+                       help="local: one process (default); ray: encoder actors on a Ray cluster, sharded output")
+    build.add_argument("--address", help="Ray cluster address (--engine ray; default: start a local Ray)")
+    build.add_argument("--shards", type=int, default=1, help="shards of the output (--engine ray)")
+    build.add_argument("--workers", type=int, default=2, help="encoder actors (--engine ray)")
+    build.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per encoder actor (--engine ray)")
     build.set_defaults(func=build_command)
 
 
@@ -70,6 +76,8 @@ def build_command(args: argparse.Namespace) -> int:
         missing = needed - {m.name for m in configs}
         if missing:
             raise InvalidArgument(f"encoders {sorted(missing)} are not configured; name them in --config [models.NAME]")
+        if args.engine == "ray":
+            return _ray_build(args, schema, configs)
         report = build_collection(args.corpus, args.data_dir, args.collection, schema,
                                   ModelRegistry.from_configs(configs), batch_size=args.batch_size,
                                   limit=args.limit, progress=not args.quiet)
@@ -79,4 +87,20 @@ def build_command(args: argparse.Namespace) -> int:
     print(f"collection {report.collection!r}: {report.documents} documents, version {report.version}; "
           f"{report.added} added this run ({report.docs_per_second:.0f} docs/s), "
           f"{report.resumed_from} resumed from a previous run")
+    return 0
+
+
+def _ray_build(args: argparse.Namespace, schema: dict, configs: list) -> int:
+    from ferret.distributed.build import build_sharded_collection
+
+    if args.limit is not None:
+        raise InvalidArgument("--limit is not supported with --engine ray; cut the corpus file instead")
+    report = build_sharded_collection(
+        args.corpus, args.data_dir, args.collection, schema, configs, shards=args.shards, workers=args.workers,
+        gpus_per_worker=args.gpus_per_worker, batch_size=args.batch_size, address=args.address,
+        progress=not args.quiet,
+    )
+    print(f"collection {report.collection!r}: {report.documents} documents in {report.shards} shards under "
+          f"{args.data_dir} (shard-NNN/ data directories); {report.added} added this run "
+          f"({report.docs_per_second:.0f} docs/s)")
     return 0

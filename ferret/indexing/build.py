@@ -51,7 +51,8 @@ def corpus_format(path: Path) -> str:
     raise InvalidArgument(f"cannot tell the format of {path}: use .jsonl, .jsonl.gz or .parquet")
 
 
-def _document(record: Mapping[str, Any], where: str) -> Document:
+def document_from_record(record: Mapping[str, Any], where: str) -> Document:
+    """A corpus record (BEIR or plain JSONL/Parquet columns) as a Document; `where` names it in errors."""
     doc_id = record.get("_id", record.get("id"))
     if doc_id is None:
         raise InvalidArgument(f"{where}: a record needs an '_id' or 'id'")
@@ -78,7 +79,7 @@ def read_corpus(path: str | Path) -> Iterator[Document]:
         for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
             for record in batch.to_pylist():
                 number += 1
-                yield _document(record, f"{path} row {number}")
+                yield document_from_record(record, f"{path} row {number}")
         return
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8") as fh:
@@ -89,10 +90,10 @@ def read_corpus(path: str | Path) -> Iterator[Document]:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise InvalidArgument(f"{path} line {number} is not JSON: {exc}") from None
-            yield _document(record, f"{path} line {number}")
+            yield document_from_record(record, f"{path} line {number}")
 
 
-def _source_identity(path: Path) -> str:
+def source_identity(path: Path) -> str:
     stat = path.stat()
     return json.dumps({"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
 
@@ -115,7 +116,7 @@ def build_collection(
     corpus_path = Path(corpus_path)
     if not isinstance(batch_size, int) or not 1 <= batch_size <= 10_000:
         raise InvalidArgument(f"batch_size must be in 1..10000, got {batch_size!r}")
-    source = _source_identity(corpus_path) if corpus_path.is_file() else None
+    source = source_identity(corpus_path) if corpus_path.is_file() else None
     if source is None:
         raise NotFound(f"corpus file {corpus_path} does not exist")
     started = time.perf_counter()

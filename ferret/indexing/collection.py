@@ -77,6 +77,45 @@ def _check_limit(what: str, value: Any, low: int) -> None:
         raise InvalidArgument(f"{what} must be an integer in {low}..{MAX_LIMIT}, got {value!r}")
 
 
+def field_indexes(schema: CollectionSchema, registry: ModelRegistry) -> dict[str, FieldIndex]:
+    """An empty index per field of the schema, each with its encoder."""
+    return {f.name: field_index(f, schema, registry) for f in (*schema.dense, *schema.sparse)}
+
+
+def encode_documents(
+    fields: Mapping[str, FieldIndex],
+    documents: Sequence[Document],
+    compressor: DocumentCompressor | None = None,
+) -> list[Document]:
+    """Documents with the vectors of every encoder-backed field (and, with a compressor, their compressed
+    representation) filled in from their texts."""
+    documents = list(documents)
+    if not documents:
+        raise InvalidArgument("an upsert needs at least one document")
+    texts = [d.text if isinstance(d.text, str) else "" for d in documents]
+    computed: dict[str, list[Any]] = {}
+    for name, fi in fields.items():
+        supplied = [d.id for d in documents if name in d.vectors]
+        if fi.field.encoder != PRECOMPUTED and supplied:
+            raise InvalidArgument(
+                f"field {name!r} is computed by encoder {fi.field.encoder!r}; do not send "
+                f"vectors for it (documents {supplied[:3]})"
+            )
+        vectors = fi.encode(texts)
+        if vectors is not None:
+            computed[name] = vectors
+    if compressor is not None:
+        if any(COMPRESSED_FIELD in d.vectors for d in documents):
+            raise InvalidArgument("the compressed representation is computed by the collection; do not send it")
+        computed[COMPRESSED_FIELD] = compressor.compress([d.id for d in documents], texts)
+    if not computed:
+        return documents
+    return [
+        replace(d, vectors={**d.vectors, **{n: v[i] for n, v in computed.items()}})
+        for i, d in enumerate(documents)
+    ]
+
+
 class Collection:
     """One collection. Thread-safe; use `CollectionManager` to create, open and drop collections."""
 
@@ -106,10 +145,7 @@ class Collection:
     # -- opening, snapshots, rebuilds -----------------------------------------------------------------
 
     def _new_fields(self) -> dict[str, FieldIndex]:
-        return {
-            f.name: field_index(f, self.schema, self._registry)
-            for f in (*self.schema.dense, *self.schema.sparse)
-        }
+        return field_indexes(self.schema, self._registry)
 
     def _identities(self) -> dict[str, dict[str, str]]:
         return {name: {"kind": type(fi).__name__, **fi.identity} for name, fi in self._fields.items()}
@@ -168,30 +204,16 @@ class Collection:
 
     def upsert(self, documents: Sequence[Document], meta: Mapping[str, str] | None = None) -> WriteResult:
         """Insert or replace documents; returns once they are durable (and searchable)."""
+        return self.upsert_encoded(encode_documents(self._fields, documents, self._compressor), meta)
+
+    def upsert_encoded(
+        self, documents: Sequence[Document], meta: Mapping[str, str] | None = None
+    ) -> WriteResult:
+        """Insert or replace documents that `encode_documents` already encoded with this collection's
+        encoders (elsewhere, e.g. on the encoder workers of a distributed build)."""
         documents = list(documents)
         if not documents:
             raise InvalidArgument("an upsert needs at least one document")
-        texts = [d.text if isinstance(d.text, str) else "" for d in documents]
-        computed: dict[str, list[Any]] = {}
-        for name, fi in self._fields.items():
-            supplied = [d.id for d in documents if name in d.vectors]
-            if fi.field.encoder != PRECOMPUTED and supplied:
-                raise InvalidArgument(
-                    f"field {name!r} is computed by encoder {fi.field.encoder!r}; do not send "
-                    f"vectors for it (documents {supplied[:3]})"
-                )
-            vectors = fi.encode(texts)
-            if vectors is not None:
-                computed[name] = vectors
-        if self._compressor is not None:
-            if any(COMPRESSED_FIELD in d.vectors for d in documents):
-                raise InvalidArgument("the compressed representation is computed by the collection; do not send it")
-            computed[COMPRESSED_FIELD] = self._compressor.compress([d.id for d in documents], texts)
-        if computed:
-            documents = [
-                replace(d, vectors={**d.vectors, **{n: v[i] for n, v in computed.items()}})
-                for i, d in enumerate(documents)
-            ]
         with self._lock.write():
             result = self.store.upsert(self.name, documents, meta)
             self._apply(result)
@@ -311,6 +333,48 @@ class Collection:
         return searches
 
 
+def resolve_schema(schema: CollectionSchema, registry: ModelRegistry) -> CollectionSchema:
+    """The schema with each encoder field's dimension and encoder identity taken from the loaded encoder."""
+    encoders: dict[str, dict[str, str]] = {}
+    dense = []
+    for f in schema.dense:
+        if f.encoder != PRECOMPUTED:
+            encoder = registry.get(f.encoder)
+            if encoder.info.kind.value != "dense":
+                raise InvalidArgument(
+                    f"dense field {f.name!r}: encoder {f.encoder!r} is {encoder.info.kind.value}"
+                )
+            if f.dim and f.dim != encoder.info.dimension:
+                raise InvalidArgument(
+                    f"dense field {f.name!r}: dim={f.dim} but encoder {f.encoder!r} makes "
+                    f"{encoder.info.dimension}-dimensional vectors; leave dim out"
+                )
+            f = replace(f, dim=encoder.info.dimension)
+            encoders[f.name] = encoder_identity(encoder)
+        dense.append(f)
+    for f in schema.sparse:
+        if f.is_bm25:
+            encoders[f.name] = bm25_identity(f)
+        elif f.encoder != PRECOMPUTED:
+            encoder = registry.get(f.encoder)
+            if encoder.info.kind.value != "sparse":
+                raise InvalidArgument(
+                    f"sparse field {f.name!r}: encoder {f.encoder!r} is {encoder.info.kind.value}"
+                )
+            encoders[f.name] = encoder_identity(encoder)
+    compression = schema.compression
+    if compression is not None:
+        compressor = registry.get(compression.encoder)
+        if compressor.info.kind is not EncoderKind.COMPRESSOR:
+            raise InvalidArgument(
+                f"compression: encoder {compression.encoder!r} is {compressor.info.kind.value}; "
+                "name an ARC-Encoder (compressor) model"
+            )
+        compression = replace(compression, pooling_factor=compression.pooling_factor or compressor.pooling_factor)
+        encoders[COMPRESSED_FIELD] = encoder_identity(compressor)
+    return CollectionSchema(dense=tuple(dense), sparse=schema.sparse, compression=compression, encoders=encoders)
+
+
 class CollectionManager:
     """All collections of a data directory: create, drop, list, open by name or alias.
 
@@ -347,54 +411,12 @@ class CollectionManager:
         """Create a collection; encoder fields take their dimension and identity from the loaded encoder."""
         if not isinstance(schema, CollectionSchema):
             schema = CollectionSchema.from_dict(dict(schema))
-        schema = self._resolve(schema)
+        schema = resolve_schema(schema, self.registry)
         with self._lock:
             self.store.create_collection(name, schema)
             shutil.rmtree(self._index_root(name), ignore_errors=True)  # leftovers of a dropped namesake
             self._open(name)
             return self._collections[name]
-
-    def _resolve(self, schema: CollectionSchema) -> CollectionSchema:
-        encoders: dict[str, dict[str, str]] = {}
-        dense = []
-        for f in schema.dense:
-            if f.encoder != PRECOMPUTED:
-                encoder = self.registry.get(f.encoder)
-                if encoder.info.kind.value != "dense":
-                    raise InvalidArgument(
-                        f"dense field {f.name!r}: encoder {f.encoder!r} is {encoder.info.kind.value}"
-                    )
-                if f.dim and f.dim != encoder.info.dimension:
-                    raise InvalidArgument(
-                        f"dense field {f.name!r}: dim={f.dim} but encoder {f.encoder!r} makes "
-                        f"{encoder.info.dimension}-dimensional vectors; leave dim out"
-                    )
-                f = replace(f, dim=encoder.info.dimension)
-                encoders[f.name] = encoder_identity(encoder)
-            dense.append(f)
-        for f in schema.sparse:
-            if f.is_bm25:
-                encoders[f.name] = bm25_identity(f)
-            elif f.encoder != PRECOMPUTED:
-                encoder = self.registry.get(f.encoder)
-                if encoder.info.kind.value != "sparse":
-                    raise InvalidArgument(
-                        f"sparse field {f.name!r}: encoder {f.encoder!r} is {encoder.info.kind.value}"
-                    )
-                encoders[f.name] = encoder_identity(encoder)
-        compression = schema.compression
-        if compression is not None:
-            compressor = self.registry.get(compression.encoder)
-            if compressor.info.kind is not EncoderKind.COMPRESSOR:
-                raise InvalidArgument(
-                    f"compression: encoder {compression.encoder!r} is {compressor.info.kind.value}; "
-                    "name an ARC-Encoder (compressor) model"
-                )
-            compression = replace(compression, pooling_factor=compression.pooling_factor or compressor.pooling_factor)
-            encoders[COMPRESSED_FIELD] = encoder_identity(compressor)
-        return CollectionSchema(
-            dense=tuple(dense), sparse=schema.sparse, compression=compression, encoders=encoders
-        )
 
     def drop(self, name: str) -> None:
         with self._lock:

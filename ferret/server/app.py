@@ -116,9 +116,9 @@ class FerretServer:
         await self._server.wait_for_termination()
 
 
-async def serve(config: FerretConfig) -> None:
+async def serve(config: FerretConfig, service_modules: Sequence[str] = SERVICE_MODULES) -> None:
     """Run until SIGINT/SIGTERM (`ferret serve`). A model that fails to load stops the server with its error."""
-    server = FerretServer(config)
+    server = FerretServer(config, service_modules)
     await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -13,7 +13,14 @@ import time
 import grpc
 
 from ferret.errors import InvalidArgument
-from ferret.indexing.collection import MAX_LIMIT, MAX_SUBSEARCHES, Collection, CollectionManager, Query
+from ferret.indexing.collection import (
+    MAX_LIMIT,
+    MAX_SUBSEARCHES,
+    Collection,
+    CollectionManager,
+    Query,
+    QueryResult,
+)
 from ferret.indexing.fields import SubSearch
 from ferret.indexing.store import MAX_BATCH, Document, StoredDocument
 from ferret.proto import codec
@@ -22,7 +29,7 @@ from ferret.proto.ferret.v1 import collections_pb2_grpc as pb_grpc
 from ferret.server.compress_service import compressed_message
 from ferret.server.errors import rpc
 from ferret.server.state import ServerState
-from ferret.tensors import wire_dtype
+from ferret.tensors import WireDtype, wire_dtype
 
 COLLECTIONS_SERVICE = pb.DESCRIPTOR.services_by_name["CollectionsService"].full_name
 SEARCH_SERVICE = pb.DESCRIPTOR.services_by_name["SearchService"].full_name
@@ -81,7 +88,8 @@ def _sub_search(message: pb.SubSearch, position: int) -> SubSearch:
     )
 
 
-def _query(message: pb.QueryRequest) -> Query:
+def query_from_proto(message: pb.QueryRequest) -> Query:
+    """The engine query of a QueryRequest (sub-search vectors decoded, fusion and filter parsed)."""
     if len(message.searches) > MAX_SUBSEARCHES:
         raise InvalidArgument(f"a query takes at most {MAX_SUBSEARCHES} sub-searches, got {len(message.searches)}")
     if message.limit > MAX_LIMIT or message.offset > MAX_LIMIT:
@@ -203,7 +211,20 @@ class CollectionsServicer(pb_grpc.CollectionsServiceServicer):
 def _query_response(collection: Collection, request: pb.QueryRequest) -> pb.QueryResponse:
     started = time.perf_counter()
     dtype = wire_dtype(request.compressed_dtype)
-    result = collection.query(_query(request))
+    result = collection.query(query_from_proto(request))
+    response = query_response(collection.name, result, started, dtype)
+    compression = collection.schema.compression
+    if request.compressed_for and compression:
+        response.compressed_for = request.compressed_for
+        response.pooling_factor = compression.pooling_factor
+    return response
+
+
+def query_response(
+    collection: str, result: QueryResult, started: float, dtype: WireDtype = WireDtype.FLOAT32
+) -> pb.QueryResponse:
+    """The QueryResponse of an engine result; `started` is the perf_counter() when the query arrived, `dtype`
+    the wire dtype of compressed hits."""
     hits = [
         pb.Hit(
             id=h.id,
@@ -216,14 +237,11 @@ def _query_response(collection: Collection, request: pb.QueryRequest) -> pb.Quer
         )
         for h in result.hits
     ]
-    compression = collection.schema.compression
     return pb.QueryResponse(
-        collection=collection.name,
+        collection=collection,
         version=result.version,
         hits=hits,
         time_ms=(time.perf_counter() - started) * 1000,
-        compressed_for=request.compressed_for,
-        pooling_factor=compression.pooling_factor if request.compressed_for and compression else 0,
     )
 
 

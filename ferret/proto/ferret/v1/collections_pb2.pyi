@@ -376,7 +376,7 @@ class Fusion(_message.Message):
     def __init__(self, rrf: _Optional[_Union[Rrf, _Mapping]] = ..., weighted_sum: _Optional[_Union[WeightedSum, _Mapping]] = ...) -> None: ...
 
 class QueryRequest(_message.Message):
-    __slots__ = ("collection", "searches", "fusion", "filter", "limit", "offset", "with_text", "with_metadata", "compressed_for", "compressed_dtype")
+    __slots__ = ("collection", "searches", "fusion", "filter", "limit", "offset", "with_text", "with_metadata", "compressed_for", "compressed_dtype", "allow_partial")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     SEARCHES_FIELD_NUMBER: _ClassVar[int]
     FUSION_FIELD_NUMBER: _ClassVar[int]
@@ -387,6 +387,7 @@ class QueryRequest(_message.Message):
     WITH_METADATA_FIELD_NUMBER: _ClassVar[int]
     COMPRESSED_FOR_FIELD_NUMBER: _ClassVar[int]
     COMPRESSED_DTYPE_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_PARTIAL_FIELD_NUMBER: _ClassVar[int]
     collection: str
     searches: _containers.RepeatedCompositeFieldContainer[SubSearch]
     fusion: Fusion
@@ -397,7 +398,8 @@ class QueryRequest(_message.Message):
     with_metadata: bool
     compressed_for: str
     compressed_dtype: _compress_pb2.TensorDtype
-    def __init__(self, collection: _Optional[str] = ..., searches: _Optional[_Iterable[_Union[SubSearch, _Mapping]]] = ..., fusion: _Optional[_Union[Fusion, _Mapping]] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., with_text: _Optional[bool] = ..., with_metadata: _Optional[bool] = ..., compressed_for: _Optional[str] = ..., compressed_dtype: _Optional[_Union[_compress_pb2.TensorDtype, str]] = ...) -> None: ...
+    allow_partial: bool
+    def __init__(self, collection: _Optional[str] = ..., searches: _Optional[_Iterable[_Union[SubSearch, _Mapping]]] = ..., fusion: _Optional[_Union[Fusion, _Mapping]] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., with_text: _Optional[bool] = ..., with_metadata: _Optional[bool] = ..., compressed_for: _Optional[str] = ..., compressed_dtype: _Optional[_Union[_compress_pb2.TensorDtype, str]] = ..., allow_partial: _Optional[bool] = ...) -> None: ...
 
 class SourceScore(_message.Message):
     __slots__ = ("source", "score", "rank")
@@ -428,20 +430,22 @@ class Hit(_message.Message):
     def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ..., sources: _Optional[_Iterable[_Union[SourceScore, _Mapping]]] = ..., text: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., version: _Optional[int] = ..., compressed: _Optional[_Union[_compress_pb2.CompressedText, _Mapping]] = ...) -> None: ...
 
 class QueryResponse(_message.Message):
-    __slots__ = ("collection", "version", "hits", "time_ms", "compressed_for", "pooling_factor")
+    __slots__ = ("collection", "version", "hits", "time_ms", "compressed_for", "pooling_factor", "unavailable_shards")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     HITS_FIELD_NUMBER: _ClassVar[int]
     TIME_MS_FIELD_NUMBER: _ClassVar[int]
     COMPRESSED_FOR_FIELD_NUMBER: _ClassVar[int]
     POOLING_FACTOR_FIELD_NUMBER: _ClassVar[int]
+    UNAVAILABLE_SHARDS_FIELD_NUMBER: _ClassVar[int]
     collection: str
     version: int
     hits: _containers.RepeatedCompositeFieldContainer[Hit]
     time_ms: float
     compressed_for: str
     pooling_factor: int
-    def __init__(self, collection: _Optional[str] = ..., version: _Optional[int] = ..., hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., time_ms: _Optional[float] = ..., compressed_for: _Optional[str] = ..., pooling_factor: _Optional[int] = ...) -> None: ...
+    unavailable_shards: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, collection: _Optional[str] = ..., version: _Optional[int] = ..., hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., time_ms: _Optional[float] = ..., compressed_for: _Optional[str] = ..., pooling_factor: _Optional[int] = ..., unavailable_shards: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class BatchQueryRequest(_message.Message):
     __slots__ = ("queries",)

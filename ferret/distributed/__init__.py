@@ -1,0 +1,1 @@
+"""Scale-out on Ray (optional extra `distributed`): distributed offline builds."""
