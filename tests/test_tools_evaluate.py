@@ -31,9 +31,14 @@ def test_metatool_split_follows_source_md():
     data = ev.load(require_dataset("tools/metatool"))
     assert len(data.tools) == 199 and len(data.train) == 16491
     assert len(data.tests["multi"]) == 497
-    train = {e.query.lower() for e in data.train}
-    assert not any(e.query.lower() in train for e in data.tests["single"])
-    assert abs(len(data.tests["single"]) - 4091) <= 2  # SOURCE.md's count; see README for the difference
+    train = {ev.query_key(e.query) for e in data.train}
+    assert not any(ev.query_key(e.query) in train for e in data.tests["single"])
+    assert len(data.tests["single"]) == 4091  # SOURCE.md's count
+
+
+def test_query_key_ignores_case_and_surrounding_whitespace():
+    assert ev.query_key(" Find  Papers on ML? ") == ev.query_key("find papers on ml?")
+    assert ev.query_key("find papers") != ev.query_key("find paper")
 
 
 def test_generic_layout_eval_cli(tmp_path, capsys):

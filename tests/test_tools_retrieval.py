@@ -89,6 +89,14 @@ def test_every_mode_finds_the_right_tool(engine):
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
 
 
+def test_bm25_returns_only_tools_that_share_a_term(engine):
+    hits = engine.retrieve_tools(RetrieveRequest("recipe for soup", k=4, mode=Mode.BM25))
+    assert [h.tool_id for h in hits] == ["recipes"] and hits[0].score > 0
+    assert engine.retrieve_tools(RetrieveRequest("zzyzx qwv", k=4, mode=Mode.BM25)) == []
+    # hybrid still ranks every tool: BM25 is one signal among three there
+    assert len(engine.retrieve_tools(RetrieveRequest("zzyzx qwv", k=4))) == 4
+
+
 def test_filters_and_batch(engine):
     hits = engine.retrieve_tools(RetrieveRequest("share price of Microsoft", k=4, namespace="home"))
     assert {h.tool_id for h in hits} == {"weather", "recipes"}

@@ -224,6 +224,11 @@ class ToolRetriever:
         return out
 
     def _fuse(self, per_signal: dict[str, np.ndarray], mode: Mode) -> np.ndarray:
+        if mode is Mode.BM25:
+            # A tool that shares no term with the query is no BM25 result: it is not returned, rather
+            # than padding the list with arbitrary zero-score tools.
+            bm25 = per_signal["bm25"]
+            return np.where(bm25 > 0, bm25, -np.inf)
         if mode is not Mode.HYBRID:
             return per_signal[mode.value].copy()
         w = self.weights
