@@ -85,7 +85,7 @@ def test_every_mode_finds_the_right_tool(engine):
         assert hits[0].tool_id == "weather", mode
     hits = engine.retrieve_tools(RetrieveRequest("share price of Microsoft", k=4))
     assert hits[0].tool_id == "stocks"
-    assert set(hits[0].signals) == {"description", "tool2vec", "bm25"}
+    assert set(hits[0].signals) == {"tool2vec", "bm25"}  # the default hybrid weights description 0
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
 
 

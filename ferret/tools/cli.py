@@ -49,6 +49,13 @@ def add_tools_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--bm25-weight", type=float, default=HybridWeights.bm25, help="hybrid weight of BM25")
     p.set_defaults(func=cmd_eval)
 
+    p = sub.add_parser(
+        "tune", help="score hybrid weight settings on a validation part held out from the train part"
+    )
+    p.add_argument("data_dir", help="MetaTool's folder or a generic folder")
+    p.add_argument("--cache", help=".npz file that keeps query embeddings between runs")
+    p.set_defaults(func=cmd_tune)
+
     for name, helptext in (
         ("train-mlc", "train the multi-label classifier from recorded usage"),
         ("train-refiner", "train the ToolRefiner reranker from recorded usage"),
@@ -142,6 +149,44 @@ def run_eval(
             results[test_name][label] = ev.evaluate(retrieve, examples)
     engine.close()
     return results, notes
+
+
+# Settings `tools tune` compares (Tool2Vec weight fixed at 1: only the ratios matter).
+TUNE_DESCRIPTION = (0.0, 0.1, 0.3)
+TUNE_BM25 = (0.0, 0.1, 0.2, 0.4, 0.6, 1.0)
+
+
+def tune_weights(
+    data_dir: str | Path, work_dir: str | Path, encoder: Encoder
+) -> list[tuple[HybridWeights, dict[str, float]]]:
+    """Hybrid metrics per weight setting on `validation_split(train)`: the catalogue learns from the
+    rest of train only, and the test part is never read. Best nDCG@5 first."""
+    dataset = ev.load(data_dir)
+    fit, held = ev.validation_split(dataset.train)
+    engine = build_engine(ev.ToolDataset(dataset.tools, fit, {}), work_dir, encoder)
+    scored = []
+    for description in TUNE_DESCRIPTION:
+        for bm25 in TUNE_BM25:
+            engine.retriever.weights = HybridWeights(1.0, description, bm25)
+            retrieve = engine_retrieve(engine, Mode.HYBRID, False, False)
+            scored.append((engine.retriever.weights, ev.evaluate(retrieve, held)))
+    engine.close()
+    return sorted(scored, key=lambda item: -item[1]["ndcg@5"])
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    encoder = default_encoder(args.cache)
+    with tempfile.TemporaryDirectory() as tmp:
+        scored = tune_weights(args.data_dir, tmp, encoder)
+    if args.cache:
+        encoder.save()
+    print("| tool2vec | description | bm25 | recall@1 | recall@5 | ndcg@5 |\n|---|---|---|---|---|---|")
+    for w, m in scored:
+        print(
+            f"| {w.tool2vec} | {w.description} | {w.bm25} | {100 * m['recall@1']:.1f} | "
+            f"{100 * m['recall@5']:.1f} | {100 * m['ndcg@5']:.1f} |"
+        )
+    return 0
 
 
 def format_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
