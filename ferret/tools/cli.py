@@ -23,7 +23,13 @@ from ferret.tools.retriever import DEFAULT_WEIGHTS, HybridWeights, Mode, Retriev
 
 # (label, mode, classifier, refiner) rows of the evaluation table.
 FIRST_STAGE = [(m.value, m, False, False) for m in Mode]
-SECOND_STAGE = [("hybrid+mlc", Mode.HYBRID, True, False), ("hybrid+refiner", Mode.HYBRID, False, True)]
+SECOND_STAGE = [
+    (f"{m.value}+{label}", m, classifier, refiner)
+    for m in Mode
+    for label, classifier, refiner in (("mlc", True, False), ("refiner", False, True), ("both", True, True))
+]
+# Queries per RetrieveToolsBatch call in evaluation: bounds the refiner's [queries, candidates, dim] tensors.
+EVAL_BATCH = 256
 
 
 def add_tools_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -47,6 +53,7 @@ def add_tools_commands(subparsers: argparse._SubParsersAction) -> None:
         help="keep every N-th train and test example (a quicker, deterministic subsample)",
     )
     p.add_argument("--bm25-weight", type=float, default=HybridWeights.bm25, help="hybrid weight of BM25")
+    add_threads_option(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser(
@@ -62,7 +69,8 @@ def add_tools_commands(subparsers: argparse._SubParsersAction) -> None:
     ):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--data-dir", required=True, help="the tools data dir (catalogue + usage)")
-        p.add_argument("--epochs", type=int)
+        p.add_argument("--epochs", type=int, help="at most this many; training stops early on held-out loss")
+        add_threads_option(p)
         p.set_defaults(func=cmd_train_stage)
 
     p = sub.add_parser("qta-pairs", help="DPO preference pairs from rewrites ranked by the current retriever")
@@ -81,6 +89,22 @@ def add_tools_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=5e-6)
     p.add_argument("--beta", type=float, default=0.1)
     p.set_defaults(func=cmd_train_qta)
+
+
+def add_threads_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (default 1: the second-stage models are small, and on a shared "
+        "2-core machine 2 threads made an MLC step 10x slower than 1)",
+    )
+
+
+def set_torch_threads(args: argparse.Namespace) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, args.torch_threads))
 
 
 def default_encoder(cache: str | None = None) -> Encoder:
@@ -102,7 +126,11 @@ def engine_retrieve(engine: ToolEngine, mode: Mode, classifier: bool, rerank: bo
         requests = [
             RetrieveRequest(query=q, k=k, mode=mode, classifier=classifier, rerank=rerank) for q in queries
         ]
-        return [[hit.tool_id for hit in hits] for hits in engine.retrieve_tools_batch(requests)]
+        return [
+            [hit.tool_id for hit in hits]
+            for start in range(0, len(requests), EVAL_BATCH)
+            for hits in engine.retrieve_tools_batch(requests[start : start + EVAL_BATCH])
+        ]
 
     return retrieve
 
@@ -135,10 +163,10 @@ def run_eval(
         rows = [r for r in rows if r[0] != "hybrid"] + [("hybrid(no bm25)", Mode.HYBRID, False, False)]
     if second_stages:
         start = time.perf_counter()
-        engine.train_classifier()
+        notes["mlc_epochs"] = len(engine.train_classifier())
         notes["train_mlc_s"] = time.perf_counter() - start
         start = time.perf_counter()
-        engine.train_refiner()
+        notes["refiner_epochs"] = len(engine.train_refiner())
         notes["train_refiner_s"] = time.perf_counter() - start
         rows += SECOND_STAGE
     results: dict[str, dict[str, dict[str, float]]] = {}
@@ -202,6 +230,7 @@ def format_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    set_torch_threads(args)
     encoder = default_encoder(args.cache)
     weights = HybridWeights(bm25=args.bm25_weight)
     with tempfile.TemporaryDirectory() as tmp:
@@ -219,6 +248,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_train_stage(args: argparse.Namespace) -> int:
+    set_torch_threads(args)
     engine = ToolEngine(args.data_dir, default_encoder())
     options = {} if args.epochs is None else {"epochs": args.epochs}
     train = engine.train_classifier if args.tools_command == "train-mlc" else engine.train_refiner
