@@ -1,11 +1,12 @@
 """Tool retrieval latency for one query over the MetaTool catalogue (199 tools), in process.
 
-Ferret's RetrieveTools path (embed query, description + Tool2Vec + BM25 signals, fusion, filters) beside
+Ferret's RetrieveTools path (embed query, the mode's signals: Tool2Vec and BM25 in hybrid, fusion, filters) beside
 the same query embedded by the same model and searched with a FAISS IndexFlatIP over the same Tool2Vec
 matrix (the peer doing the dense part of the work). Prints p50/p99 in ms and Ferret / peer ratios.
 The gRPC column comes with the ToolsService (not built on this branch yet).
 
     PYTHONPATH=$PWD FERRET_DATASETS=/work/shared/datasets python bench/tools_latency.py --every 8
+    (--every 1 --cache FILE.npz: the full usage, with the catalogue's query embeddings from the cache)
 """
 
 from __future__ import annotations
