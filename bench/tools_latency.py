@@ -10,6 +10,7 @@ Prints p50/p99 in ms and the ratios gRPC / in process and in process / peer. BM2
 so its peer ratio compares different work; its gRPC - in-process gap is the transport's own cost.
 
     PYTHONPATH=$PWD FERRET_DATASETS=/work/shared/datasets python bench/tools_latency.py --every 8
+    (--every 1 --cache FILE.npz: the full usage, with the catalogue's query embeddings from the cache)
 """
 
 from __future__ import annotations

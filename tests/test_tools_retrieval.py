@@ -85,8 +85,29 @@ def test_every_mode_finds_the_right_tool(engine):
         assert hits[0].tool_id == "weather", mode
     hits = engine.retrieve_tools(RetrieveRequest("share price of Microsoft", k=4))
     assert hits[0].tool_id == "stocks"
-    assert set(hits[0].signals) == {"description", "tool2vec", "bm25"}
+    assert set(hits[0].signals) == {"tool2vec", "bm25"}  # the default hybrid weights description 0
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_bm25_returns_only_tools_that_share_a_term(engine):
+    hits = engine.retrieve_tools(RetrieveRequest("recipe for soup", k=4, mode=Mode.BM25))
+    assert [h.tool_id for h in hits] == ["recipes"] and hits[0].score > 0
+    assert engine.retrieve_tools(RetrieveRequest("zzyzx qwv", k=4, mode=Mode.BM25)) == []
+    # hybrid still ranks every tool: BM25 is one signal among three there
+    assert len(engine.retrieve_tools(RetrieveRequest("zzyzx qwv", k=4))) == 4
+
+
+def test_bm25_field_holds_usage_queries(engine):
+    def bm25_ids(engine, query):
+        return [h.tool_id for h in engine.retrieve_tools(RetrieveRequest(query, k=4, mode=Mode.BM25))]
+
+    assert bm25_ids(engine, "umbrella") == ["weather"]  # only a weather usage query says "umbrella"
+    assert bm25_ids(engine, "tagine") == []
+    engine.record_usage([("a tagine for six people", ["recipes"])])
+    assert bm25_ids(engine, "tagine") == ["recipes"]
+    assert len(engine.signals._lexical_index()) == len(engine.signals.ids)  # re-added, not duplicated
+    reopened = ToolEngine(engine.data_dir, engine.signals.encoder)
+    assert bm25_ids(reopened, "tagine") == ["recipes"]
 
 
 def test_filters_and_batch(engine):

@@ -30,10 +30,15 @@ from ferret.tools.retriever import DEFAULT_WEIGHTS, HybridWeights, Mode, Retriev
 
 # (label, mode, classifier, refiner) rows of the evaluation table.
 FIRST_STAGE = [(m.value, m, False, False) for m in Mode]
-# Tools, usage records or retrievals per RPC during evaluation, and the deadline of one such call.
+# Tools, usage records or retrievals per call during evaluation (bounds the refiner's [queries, candidates,
+# dim] tensors too), and the deadline of one such RPC.
 RPC_CHUNK = 256
 RPC_TIMEOUT_S = 600.0
-SECOND_STAGE = [("hybrid+mlc", Mode.HYBRID, True, False), ("hybrid+refiner", Mode.HYBRID, False, True)]
+SECOND_STAGE = [
+    (f"{m.value}+{label}", m, classifier, refiner)
+    for m in Mode
+    for label, classifier, refiner in (("mlc", True, False), ("refiner", False, True), ("both", True, True))
+]
 
 
 def add_tools_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -62,7 +67,15 @@ def add_tools_commands(subparsers: argparse._SubParsersAction) -> None:
         help="keep every N-th train and test example (a quicker, deterministic subsample)",
     )
     p.add_argument("--bm25-weight", type=float, default=HybridWeights.bm25, help="hybrid weight of BM25")
+    add_threads_option(p)
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser(
+        "tune", help="score hybrid weight settings on a validation part held out from the train part"
+    )
+    p.add_argument("data_dir", help="MetaTool's folder or a generic folder")
+    p.add_argument("--cache", help=".npz file that keeps query embeddings between runs")
+    p.set_defaults(func=cmd_tune)
 
     for name, helptext in (
         ("train-mlc", "train the multi-label classifier from recorded usage"),
@@ -70,7 +83,8 @@ def add_tools_commands(subparsers: argparse._SubParsersAction) -> None:
     ):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--data-dir", required=True, help="the tools data dir (catalogue + usage)")
-        p.add_argument("--epochs", type=int)
+        p.add_argument("--epochs", type=int, help="at most this many; training stops early on held-out loss")
+        add_threads_option(p)
         p.set_defaults(func=cmd_train_stage)
 
     p = sub.add_parser("qta-pairs", help="DPO preference pairs from rewrites ranked by the current retriever")
@@ -91,6 +105,22 @@ def add_tools_commands(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_train_qta)
 
 
+def add_threads_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (default 1: the second-stage models are small, and on a shared "
+        "2-core machine 2 threads made an MLC step 10x slower than 1)",
+    )
+
+
+def set_torch_threads(args: argparse.Namespace) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, args.torch_threads))
+
+
 def default_encoder(cache: str | None = None) -> Encoder:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from ferret.encoders.registry import ModelConfig, load_model
@@ -108,7 +138,11 @@ def engine_retrieve(engine: ToolEngine, mode: Mode, classifier: bool, rerank: bo
         requests = [
             RetrieveRequest(query=q, k=k, mode=mode, classifier=classifier, rerank=rerank) for q in queries
         ]
-        return [[hit.tool_id for hit in hits] for hits in engine.retrieve_tools_batch(requests)]
+        return [
+            [hit.tool_id for hit in hits]
+            for chunk in _chunks(requests, RPC_CHUNK)
+            for hits in engine.retrieve_tools_batch(chunk)
+        ]
 
     return retrieve
 
@@ -120,11 +154,11 @@ def train_stages(engine: ToolEngine | None) -> dict[str, float]:
             "--second-stages trains the stages in the served data dir, which only the in-process server "
             "allows; drop --address, or run `ferret tools train-mlc/train-refiner` by the server's data dir"
         )
-    notes = {}
-    for name, train in (("train_mlc_s", engine.train_classifier), ("train_refiner_s", engine.train_refiner)):
+    notes: dict[str, float] = {}
+    for name, train in (("mlc", engine.train_classifier), ("refiner", engine.train_refiner)):
         start = time.perf_counter()
-        train()
-        notes[name] = time.perf_counter() - start
+        notes[f"{name}_epochs"] = len(train())
+        notes[f"train_{name}_s"] = time.perf_counter() - start
     return notes
 
 
@@ -265,6 +299,47 @@ def run_eval_server(
         return results
 
 
+# Settings `tools tune` compares (Tool2Vec weight fixed at 1: only the ratios matter).
+TUNE_DESCRIPTION = (0.0, 0.1, 0.3)
+TUNE_BM25 = (0.0, 0.1, 0.2, 0.4, 0.6, 1.0)
+
+
+def tune_weights(
+    data_dir: str | Path, work_dir: str | Path, encoder: Encoder
+) -> list[tuple[HybridWeights, dict[str, float]]]:
+    """Hybrid metrics per weight setting on `validation_split(train)`: the catalogue learns from the
+    rest of train only, and the test part is never read. Best nDCG@5 first."""
+    dataset = ev.load(data_dir)
+    fit, held = ev.validation_split(dataset.train)
+    engine = ToolEngine(work_dir, encoder)
+    try:
+        EngineTarget(engine).build(ev.ToolDataset(dataset.tools, fit, {}))
+        scored = []
+        for description in TUNE_DESCRIPTION:
+            for bm25 in TUNE_BM25:
+                engine.retriever.weights = HybridWeights(1.0, description, bm25)
+                retrieve = engine_retrieve(engine, Mode.HYBRID, False, False)
+                scored.append((engine.retriever.weights, ev.evaluate(retrieve, held)))
+    finally:
+        engine.close()
+    return sorted(scored, key=lambda item: -item[1]["ndcg@5"])
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    encoder = default_encoder(args.cache)
+    with tempfile.TemporaryDirectory() as tmp:
+        scored = tune_weights(args.data_dir, tmp, encoder)
+    if args.cache:
+        encoder.save()
+    print("| tool2vec | description | bm25 | recall@1 | recall@5 | ndcg@5 |\n|---|---|---|---|---|---|")
+    for w, m in scored:
+        print(
+            f"| {w.tool2vec} | {w.description} | {w.bm25} | {100 * m['recall@1']:.1f} | "
+            f"{100 * m['recall@5']:.1f} | {100 * m['ndcg@5']:.1f} |"
+        )
+    return 0
+
+
 def format_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
     lines = []
     for test_name, by_row in results.items():
@@ -278,6 +353,7 @@ def format_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    set_torch_threads(args)
     results, notes = run_eval_server(
         args.data_dir,
         address=args.address,
@@ -296,6 +372,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_train_stage(args: argparse.Namespace) -> int:
+    set_torch_threads(args)
     engine = ToolEngine(args.data_dir, default_encoder())
     options = {} if args.epochs is None else {"epochs": args.epochs}
     train = engine.train_classifier if args.tools_command == "train-mlc" else engine.train_refiner

@@ -84,12 +84,12 @@ def train_mlc(
     x, y = torch.from_numpy(data.vectors), torch.from_numpy(data.labels)
     ones = torch.ones_like(y[:1]).expand(batch_size, -1)
 
-    def batches(rng: np.random.Generator):
-        order = torch.from_numpy(rng.permutation(len(x)))
+    def batches(rng: np.random.Generator | None, indices: np.ndarray):
+        order = torch.from_numpy(indices if rng is None else rng.permutation(indices))
         return [(x[idx], y[idx], ones[: len(idx)]) for idx in order.split(batch_size)]
 
     torch.manual_seed(seed)
     head = ClassifierHead(x.shape[1], y.shape[1], hidden)
-    losses = train_bce(head, batches, epochs, lr, seed)
+    losses = train_bce(head, batches, len(x), epochs, lr, seed)
     save_stage(Path(out_path), KIND, signals, head, {"dim": int(x.shape[1]), "hidden": hidden})
     return losses

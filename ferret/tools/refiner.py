@@ -141,13 +141,13 @@ def train_refiner(
             mask[: len(idx)],
         )
 
-    def batches(rng: np.random.Generator):
-        order = rng.permutation(len(cand))
+    def batches(rng: np.random.Generator | None, indices: np.ndarray):
+        order = indices if rng is None else rng.permutation(indices)
         return (batch(order[i : i + batch_size]) for i in range(0, len(order), batch_size))
 
     torch.manual_seed(seed)
     config = {"dim": int(data.vectors.shape[1])}
     model = RefinerModel(**config)
-    losses = train_bce(model, batches, epochs, lr, seed)
+    losses = train_bce(model, batches, len(cand), epochs, lr, seed)
     save_stage(Path(out_path), KIND, signals, model, config)
     return losses

@@ -5,8 +5,10 @@ score of every signal that was computed for it.
 
 Hybrid fusion is a weighted sum of the description cosine, the Tool2Vec cosine and the BM25 score
 divided by the query's best BM25 score (so all three lie in comparable ranges). The default weights
-were chosen on a validation part carved out of MetaTool's train split (see README / evaluate.py), never
-on its test part.
+were chosen with `ferret tools tune` on a validation part held out from MetaTool's train split, never on
+its test part (README): BM25 (whose field holds the usage queries) at 0.4 beside Tool2Vec; the
+description cosine adds nothing once a tool has usage (Tool2Vec already blends the description in for
+tools with little usage), so its weight is 0. Reciprocal-rank fusion of the same signals scored lower.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ class Mode(StrEnum):
 @dataclass(frozen=True)
 class HybridWeights:
     tool2vec: float = 1.0
-    description: float = 0.3
-    bm25: float = 0.1
+    description: float = 0.0
+    bm25: float = 0.4
 
 
 DEFAULT_WEIGHTS = HybridWeights()
@@ -214,7 +216,7 @@ class ToolRetriever:
         need_vectors = mode is not Mode.BM25 or self.classifier is not None or self.refiner is not None
         if need_vectors:
             out["query_vectors"] = signals.embed_queries(texts)
-        if mode in (Mode.DESCRIPTION, Mode.HYBRID):
+        if mode is Mode.DESCRIPTION or (mode is Mode.HYBRID and self.weights.description):
             out["description"] = signals.description_scores(out["query_vectors"])
         if mode in (Mode.TOOL2VEC, Mode.HYBRID):
             out["tool2vec"] = signals.tool2vec_scores(out["query_vectors"])
@@ -223,10 +225,17 @@ class ToolRetriever:
         return out
 
     def _fuse(self, per_signal: dict[str, np.ndarray], mode: Mode) -> np.ndarray:
+        if mode is Mode.BM25:
+            # A tool that shares no term with the query is no BM25 result: it is not returned, rather
+            # than padding the list with arbitrary zero-score tools.
+            bm25 = per_signal["bm25"]
+            return np.where(bm25 > 0, bm25, -np.inf)
         if mode is not Mode.HYBRID:
             return per_signal[mode.value].copy()
         w = self.weights
-        fused = w.tool2vec * per_signal["tool2vec"] + w.description * per_signal["description"]
+        fused = w.tool2vec * per_signal["tool2vec"]
+        if "description" in per_signal:
+            fused = fused + w.description * per_signal["description"]
         if "bm25" in per_signal:
             bm25 = per_signal["bm25"]
             fused = fused + w.bm25 * bm25 / np.maximum(bm25.max(axis=1, keepdims=True), 1e-9)

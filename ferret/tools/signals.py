@@ -44,14 +44,18 @@ def description_text(tool: Tool) -> str:
     return f"{text} Parameters: {', '.join(params)}." if params else text
 
 
-def lexical_text(tool: Tool) -> str:
-    """What BM25 indexes: name, description, parameter names and descriptions, example queries."""
+def lexical_text(tool: Tool, usage_queries: Sequence[str] = ()) -> str:
+    """What BM25 indexes: name, description, parameter names and descriptions, example queries, and the
+    queries recorded as using the tool. The usage queries are BM25's lexical counterpart of Tool2Vec: on
+    MetaTool's validation part they add about 2.5 points of Recall@5 to Tool2Vec, the description text
+    alone adds nothing (README)."""
     parts = [readable_name(tool.name), tool.description]
     for name, spec in tool.parameters.get("properties", {}).items():
         parts.append(readable_name(name))
         if isinstance(spec, dict) and isinstance(spec.get("description"), str):
             parts.append(spec["description"])
     parts.extend(tool.examples)
+    parts.extend(usage_queries)
     return "\n".join(parts)
 
 
@@ -92,8 +96,10 @@ class ToolSignals:
         self.description = np.zeros((0, dim), np.float32)
         self.usage_sum = np.zeros((0, dim), np.float32)
         self.usage_count = np.zeros(0, np.int64)
+        self.usage_queries: dict[str, list[str]] = {}
         self._tool2vec: np.ndarray | None = None
         self._bm25 = None
+        self._lexical_stale: set[str] = set()  # tools whose BM25 document lags their usage queries
         self.refresh()
 
     # ---- state -------------------------------------------------------------------------------------
@@ -125,8 +131,13 @@ class ToolSignals:
                 else np.zeros((0, dim), np.float32)
             )
             self.usage_count = np.array([sums.get(i, zero)[1] for i in self.ids], dtype=np.int64)
+            self.usage_queries = {i: [] for i in self.ids}
+            for record in self.catalogue.usage(self.model):
+                for tool_id in dict.fromkeys(record.tool_ids):
+                    self.usage_queries[tool_id].append(record.query)
             self._tool2vec = None
             self._bm25 = None
+            self._lexical_stale.clear()
 
     def record_usage(self, usages: Sequence[tuple[str, Sequence[str]]]) -> None:
         """Durably record (query, tool ids) pairs; each tool's Tool2Vec sum grows by its queries' vectors."""
@@ -138,6 +149,10 @@ class ToolSignals:
                 rows = [row_of[i] for i in dict.fromkeys(tool_ids)]
                 self.usage_sum[rows] += vector
                 self.usage_count[rows] += 1
+            for query, tool_ids in usages:
+                for tool_id in dict.fromkeys(tool_ids):
+                    self.usage_queries[tool_id].append(query)
+                    self._lexical_stale.add(tool_id)
             self._tool2vec = None
 
     def embed_queries(self, queries: Sequence[str]) -> np.ndarray:
@@ -167,14 +182,23 @@ class ToolSignals:
         return out
 
     def _lexical_index(self):
-        """The BM25 index over `lexical_text`, built on first use after a change (milliseconds)."""
+        """The BM25 index over `lexical_text` (row = position in `ids`), built on first use after the
+        tool set changed; after RecordUsage only the documents of the tools that gained queries are
+        re-analysed."""
         from ferret.indexing.bm25 import BM25Index
 
         with self._lock:
+            row_of = {tool_id: row for row, tool_id in enumerate(self.ids)}
             if self._bm25 is None:
-                index = BM25Index()
-                index.add(
-                    np.arange(len(self.ids), dtype=np.int64), [lexical_text(self.tools[i]) for i in self.ids]
+                self._bm25 = BM25Index()
+                stale = self.ids
+            else:
+                stale = sorted(self._lexical_stale)
+                self._bm25.delete(np.array([row_of[i] for i in stale], dtype=np.int64))
+            if stale:
+                self._bm25.add(
+                    np.array([row_of[i] for i in stale], dtype=np.int64),
+                    [lexical_text(self.tools[i], self.usage_queries[i]) for i in stale],
                 )
-                self._bm25 = index
+            self._lexical_stale.clear()
             return self._bm25

@@ -37,30 +37,67 @@ def usage_data(signals: ToolSignals) -> UsageData:
     return UsageData(np.stack([r.vector for r in records]), labels, gold_rows)
 
 
+def held_out(records: int, every: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """(fit, validation) record indices: every `every`-th record is held out for early stopping; with
+    fewer than 2 * `every` records nothing is held out (too few to judge by)."""
+    index = np.arange(records)
+    if records < 2 * every:
+        return index, index[:0]
+    return index[index % every != 0], index[index % every == 0]
+
+
+Batches = Callable[[np.random.Generator, np.ndarray], Iterable[tuple]]
+
+
 def train_bce(
     model: torch.nn.Module,
-    batches: Callable[[np.random.Generator], Iterable[tuple]],
+    batches: Batches,
+    records: int,
     epochs: int,
     lr: float,
     seed: int = 0,
+    patience: int = 2,
 ) -> list[float]:
-    """AdamW on per-label BCE; `batches(rng)` yields (inputs..., targets, mask). Returns epoch losses."""
+    """AdamW on per-label BCE; `batches(rng, indices)` yields (inputs..., targets, mask) over those
+    records (shuffled when rng is given). Every 10th record is held out: training stops once its loss
+    has not improved for `patience` epochs, and the model keeps the weights of its best epoch.
+    Returns the training loss of each epoch run."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
+    fit, validation = held_out(records)
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     loss_fn = torch.nn.BCEWithLogitsLoss(reduction="none")
-    losses = []
-    model.train()
+
+    def masked_loss(inputs: list, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return (loss_fn(model(*inputs), targets) * mask).sum() / mask.sum()
+
+    losses: list[float] = []
+    best, best_state, since_best = float("inf"), None, 0
     for _ in range(epochs):
+        model.train()
         total, count = 0.0, 0
-        for *inputs, targets, mask in batches(rng):
-            logits = model(*inputs)
-            loss = (loss_fn(logits, targets) * mask).sum() / mask.sum()
+        for *inputs, targets, mask in batches(rng, fit):
+            loss = masked_loss(inputs, targets, mask)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             total, count = total + loss.item() * len(targets), count + len(targets)
         losses.append(total / max(count, 1))
+        if not len(validation):
+            continue
+        model.eval()
+        with torch.inference_mode():
+            parts = [(masked_loss(i, t, m).item(), len(t)) for *i, t, m in batches(None, validation)]
+        held_loss = sum(loss * n for loss, n in parts) / sum(n for _, n in parts)
+        if held_loss < best:
+            best, since_best = held_loss, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            since_best += 1
+            if since_best >= patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
     model.eval()
     return losses
 
