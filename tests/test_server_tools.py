@@ -2,7 +2,7 @@
 its timeout, second stages, and `tools eval` through a running server."""
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import grpc
 import pytest
@@ -16,7 +16,7 @@ from ferret.server.app import ServerThread
 from ferret.server.config import ConfigError, parse_config
 from ferret.tools.catalogue import Tool
 from ferret.tools.qta import GenerationSettings, QueryRewriter
-from ferret.tools.retriever import Mode, RetrieveRequest, SetOptions
+from ferret.tools.retriever import DEFAULT_WEIGHTS, Mode, RetrieveRequest, SetOptions
 
 # The engine tests' catalogue, one tool with example queries and a version, and a two-tool usage record.
 TOOLS = [replace(ENGINE_TOOLS[0], examples=("rain tomorrow?",), version="1"), *ENGINE_TOOLS[1:]]
@@ -102,7 +102,9 @@ def test_retrieve_modes_signals_and_filters(client, catalogue):
         assert result.catalogue_version == client.list_tools().catalogue_version
         assert result.query == "is it going to rain in Rome" and not result.rewritten
     hybrid = client.retrieve_tools("is it going to rain in Rome", k=4).hits
-    assert set(hybrid[0].signals) == {"description", "tool2vec", "bm25"}
+    # hybrid reports the signals it fuses: those with a non-zero default weight
+    weighted = {name for name, weight in asdict(DEFAULT_WEIGHTS).items() if weight}
+    assert set(hybrid[0].signals) == weighted and "tool2vec" in weighted
     assert hybrid[0].probability is None
     scores = [h.score for h in hybrid]
     assert scores == sorted(scores, reverse=True) and len(hybrid) == 4
