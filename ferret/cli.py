@@ -16,6 +16,7 @@ COMMANDS: list[str] = [
     "ferret.cli:add_serve",
     "ferret.cli:add_embed",
     "ferret.index_cli:add_index",
+    "ferret.eval_cli:add_eval",
 ]
 
 
