@@ -110,3 +110,20 @@ def test_measures_and_self_hit_removal():
     assert measured["mrr@10"] == pytest.approx(0.5 / 2)  # a: first relevant at rank 2; b: nothing -> 0
     assert measured["recall@100"] == pytest.approx(0.5)
     assert measured["ndcg@10"] == pytest.approx((1 / 1.5849625) / 2, rel=1e-5)  # 1/log2(3), averaged with 0
+
+
+def test_partly_built_collection_is_completed(tmp_path, ferret_server, ferret_client, capsys):
+    """A build cut short: the next run upserts only the documents the collection lacks."""
+    from ferret.eval_cli import collection_schema
+
+    folder = tmp_path / "partial"
+    docs = [{"_id": f"d{i}", "title": "", "text": f"document number {i} about ferrets"} for i in range(5)]
+    _write_beir(folder, docs, [{"_id": "q1", "text": "document number 3"}], {"q1": {"d3": 1}})
+    name = collection_name("partial", file_fingerprint(folder / "corpus.jsonl"), "all-MiniLM-L6-v2")
+    ferret_client.create_collection(name, collection_schema("all-MiniLM-L6-v2"))
+    ferret_client.upsert(name, [{"id": "d0", "text": "document number 0 about ferrets"}])
+    before = ferret_client.get_collection(name).version
+    report = _eval_json(capsys, str(folder), "--retriever", "bm25", "--address", ferret_server.address)
+    assert report["collection"] == name and report["documents"] == 5
+    assert ferret_client.get_collection(name).version == before + 1  # one upsert batch: d1..d4
+    assert report["mrr@10"] == 1.0
