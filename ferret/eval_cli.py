@@ -155,7 +155,8 @@ def search_all(client, name: str, queries, retriever: str, fusion: str, progress
 def run_beir(args: argparse.Namespace) -> dict:
     """Build or reuse the collection, search every query, and measure; the JSON report."""
     from ferret.client import Client
-    from ferret.evaluation.beir import RANKING_DEPTH, drop_self_hits, evaluate, file_fingerprint, load_beir
+    from ferret.evaluation.beir import RANKING_DEPTH, drop_self_hits, evaluate, load_beir
+    from ferret.indexing.snapshot import sha256_file
 
     if args.limit_queries is not None and args.limit_queries < 1:
         from ferret.errors import InvalidArgument
@@ -163,7 +164,7 @@ def run_beir(args: argparse.Namespace) -> dict:
         raise InvalidArgument(f"--limit-queries must be at least 1, not {args.limit_queries}")
     data = load_beir(args.folder, args.split)
     queries = data.queries[: args.limit_queries]
-    name = collection_name(data.name, file_fingerprint(data.corpus), args.model)
+    name = collection_name(data.name, sha256_file(data.corpus), args.model)
     progress = not args.quiet
     with _server(args) as address, Client(address, api_key=args.api_key, timeout=CALL_TIMEOUT_S) as client:
         client.wait_ready()

@@ -9,7 +9,8 @@ import pytest
 
 from ferret.cli import main
 from ferret.eval_cli import collection_name
-from ferret.evaluation.beir import drop_self_hits, evaluate, file_fingerprint, load_beir
+from ferret.evaluation.beir import drop_self_hits, evaluate, load_beir
+from ferret.indexing.snapshot import sha256_file
 
 SLICE_QUERIES = 20
 SLICE_OTHER_DOCS = 40
@@ -89,7 +90,7 @@ def test_self_hit_not_counted_in_process_server(tmp_path, capsys):
     data_dir = str(tmp_path / "data")
     report = _eval_json(capsys, str(folder), "--retriever", "bm25", "--data-dir", data_dir)
     assert report["mrr@10"] == 1.0 and report["ndcg@10"] == 1.0
-    assert report["collection"] == collection_name("args", file_fingerprint(folder / "corpus.jsonl"),
+    assert report["collection"] == collection_name("args", sha256_file(folder / "corpus.jsonl"),
                                                    "all-MiniLM-L6-v2")
 
 
@@ -119,7 +120,7 @@ def test_partly_built_collection_is_completed(tmp_path, ferret_server, ferret_cl
     folder = tmp_path / "partial"
     docs = [{"_id": f"d{i}", "title": "", "text": f"document number {i} about ferrets"} for i in range(5)]
     _write_beir(folder, docs, [{"_id": "q1", "text": "document number 3"}], {"q1": {"d3": 1}})
-    name = collection_name("partial", file_fingerprint(folder / "corpus.jsonl"), "all-MiniLM-L6-v2")
+    name = collection_name("partial", sha256_file(folder / "corpus.jsonl"), "all-MiniLM-L6-v2")
     ferret_client.create_collection(name, collection_schema("all-MiniLM-L6-v2"))
     ferret_client.upsert(name, [{"id": "d0", "text": "document number 0 about ferrets"}])
     before = ferret_client.get_collection(name).version

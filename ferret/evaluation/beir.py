@@ -8,8 +8,6 @@ linear gains, a qrel score <= 0 is not relevant).
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +16,7 @@ import ir_measures
 from ir_measures import RR, R, nDCG
 
 from ferret.errors import InvalidArgument, NotFound
+from ferret.indexing.build import jsonl_records
 
 # JSON key -> ir-measures measure. RR@10 is MRR@10 once averaged over queries.
 MEASURES = {"ndcg@10": nDCG @ 10, "recall@100": R @ 100, "mrr@10": RR @ 10}
@@ -74,31 +73,13 @@ def load_beir(folder: str | Path, split: str = "test") -> BeirCollection:
     queries_path = folder / "queries.jsonl"
     if not queries_path.is_file():
         raise NotFound(f"{folder} has no queries.jsonl")
-    queries = []
-    with open(queries_path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InvalidArgument(f"{queries_path} line {number} is not JSON: {exc}") from None
-            if str(record["_id"]) in qrels:
-                queries.append(BeirQuery(str(record["_id"]), record["text"]))
+    queries = [BeirQuery(str(record["_id"]), record["text"]) for _, record in jsonl_records(queries_path)
+               if str(record["_id"]) in qrels]
     missing = set(qrels) - {q.id for q in queries}
     if missing:
         raise InvalidArgument(f"{len(missing)} query ids of the {split} qrels are not in {queries_path}, "
                               f"e.g. {sorted(missing)[:3]}")
     return BeirCollection(folder.resolve().name, corpus, queries, qrels)
-
-
-def file_fingerprint(path: Path) -> str:
-    """SHA-256 of a file's bytes: the corpus identity a built collection is reused by."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def drop_self_hits(run: Mapping[str, list[str]]) -> dict[str, list[str]]:
