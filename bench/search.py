@@ -5,8 +5,11 @@
 Prints one table: BM25 queries/s of Ferret's BM25Index and Pyserini's LuceneSearcher on SciFact (same
 corpus, same test queries, top-100) with their ratio and both nDCG@10 (ir-measures); approximate
 (Seismic) vs exact sparse search on generated SPLADE-like vectors with recall@10 of the exact top-10;
-and the dense layer's overhead over raw FAISS. The sparse part alone (`--skip bm25 --skip dense`, 100k
-documents, 500 queries) took ~2 minutes on 2 busy cores, a minute of it the Seismic build.
+and the dense layer's overhead over raw FAISS (`DenseIndex` vs a raw `faiss.index_factory` index in an
+`IndexIDMap2`, same random unit vectors, batched and one query at a time, best of 5 interleaved runs; target
+raw/Ferret <= 1.2). The sparse part alone (`--skip bm25 --skip dense`, 100k documents, 500 queries) took
+~2 minutes on 2 busy cores, a minute of it the Seismic build; the full run took ~27 minutes on 2 cores
+shared with several other jobs (load ~8).
 """
 
 from __future__ import annotations
