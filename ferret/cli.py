@@ -18,6 +18,7 @@ COMMANDS: list[str] = [
     "ferret.index_cli:add_index",
     "ferret.tools.cli:add_tools_commands",
     "ferret.health_cli:add_health",
+    "ferret.eval_cli:add_eval",
 ]
 
 

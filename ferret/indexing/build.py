@@ -81,16 +81,21 @@ def read_corpus(path: str | Path) -> Iterator[Document]:
                 number += 1
                 yield document_from_record(record, f"{path} row {number}")
         return
+    for number, record in jsonl_records(path):
+        yield document_from_record(record, f"{path} line {number}")
+
+
+def jsonl_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, record) of each non-blank line of a JSONL file, gzipped when it ends in .gz."""
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8") as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                yield number, json.loads(line)
             except json.JSONDecodeError as exc:
                 raise InvalidArgument(f"{path} line {number} is not JSON: {exc}") from None
-            yield document_from_record(record, f"{path} line {number}")
 
 
 def source_identity(path: Path) -> str:
