@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ferret import durable_sqlite
 from ferret.encoders.base import CompressedText, SparseVector
 from ferret.errors import AlreadyExists, DataLoss, InvalidArgument, NotFound
 from ferret.indexing.schema import COMPRESSED_FIELD, CollectionSchema, check_name
@@ -201,9 +202,7 @@ class DocumentStore:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db = durable_sqlite.connect(self.path)
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_DDL)
         self._lock = threading.RLock()
@@ -213,7 +212,7 @@ class DocumentStore:
             self._db.close()
 
     def _transaction(self):
-        return _Transaction(self._db, self._lock)
+        return durable_sqlite.Transaction(self._db, self._lock)
 
     # -- collections and aliases --------------------------------------------------------------------
 
@@ -558,24 +557,6 @@ class DocumentStore:
                             np.frombuffer(blob, "<f4") if dense_dims[key] else unpack_sparse(blob)
                         )
         return docs
-
-
-class _Transaction:
-    """`BEGIN IMMEDIATE` ... `COMMIT` under the store lock; any exception rolls everything back."""
-
-    def __init__(self, db: sqlite3.Connection, lock: threading.RLock):
-        self.db, self.lock = db, lock
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.lock.acquire()
-        self.db.execute("BEGIN IMMEDIATE")
-        return self.db
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
-        finally:
-            self.lock.release()
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ferret import durable_sqlite
 from ferret.errors import DataLoss, InvalidArgument, NotFound
 
 DB_NAME = "tools.sqlite"
@@ -145,9 +146,7 @@ class ToolCatalogue:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.data_dir / DB_NAME, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db = durable_sqlite.connect(self.data_dir / DB_NAME)
         self._db.executescript(_SCHEMA)
         self._check_integrity()
 
@@ -164,7 +163,7 @@ class ToolCatalogue:
             )
 
     def _transaction(self):
-        return _Transaction(self._db, self._lock)
+        return durable_sqlite.Transaction(self._db, self._lock)
 
     # ---- tools -------------------------------------------------------------------------------------
     def upsert(self, tools: Sequence[Tool]) -> int:
@@ -347,24 +346,6 @@ class ToolCatalogue:
         version = (int(row[0]) if row else 0) + 1
         db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (str(version),))
         return version
-
-
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT under the catalogue lock; ROLLBACK on any exception."""
-
-    def __init__(self, db: sqlite3.Connection, lock: threading.RLock):
-        self.db, self.lock = db, lock
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.lock.acquire()
-        self.db.execute("BEGIN IMMEDIATE")
-        return self.db
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
-        finally:
-            self.lock.release()
 
 
 def _blob(data: bytes) -> np.ndarray:
