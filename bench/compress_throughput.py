@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench.embed_throughput import chunked, free_port, load_texts  # noqa: E402
+from bench.embed_throughput import best_of, chunked, free_port, load_texts, print_ratios  # noqa: E402
 from ferret.client import Client  # noqa: E402
 from ferret.encoders.base import EncodeOptions  # noqa: E402
 from ferret.encoders.registry import ModelConfig, load_model  # noqa: E402
@@ -96,21 +96,14 @@ def main() -> None:
                 "Ferret Compress over gRPC, 1 client": lambda: run_ferret(address, requests, 1),
                 "Ferret Compress over gRPC, 4 concurrent clients": lambda: run_ferret(address, requests, 4),
             }
-            best = dict.fromkeys(modes, float("inf"))
-            for _ in range(args.repeats):
-                for name, run in modes.items():
-                    best[name] = min(best[name], run())
+            best = best_of(modes, args.repeats)
         finally:
             server.terminate()
             server.wait(timeout=60)
 
-    baseline = tokens / best["ArcEncoder.compress in-process, same requests"]
     print(f"\nrandom ARC-Encoder (dim 256, 4 blocks, x=8, fp32), {len(texts)} {source}, {tokens} tokens, "
           f"{os.cpu_count()} CPUs, {args.request_size} texts per request, best of {args.repeats}\n")
-    print(f"{'system':<50}{'seconds':>9}{'tokens/s':>11}{'vs in-process':>15}")
-    for name, seconds in best.items():
-        rate = tokens / seconds
-        print(f"{name:<50}{seconds:>9.2f}{rate:>11.0f}{rate / baseline:>15.3f}")
+    print_ratios(best, tokens, "ArcEncoder.compress in-process, same requests", "vs in-process")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -116,21 +117,34 @@ def main() -> None:
             "Ferret Embed over gRPC, 1 client": lambda: run_ferret(address, texts, args.request_size, 1),
             "Ferret Embed over gRPC, 8 concurrent clients": lambda: run_ferret(address, texts, args.request_size, 8),
         }
-        best = dict.fromkeys(modes, float("inf"))
-        for _ in range(args.repeats):
-            for name, run in modes.items():
-                best[name] = min(best[name], run())
+        best = best_of(modes, args.repeats)
     finally:
         server.terminate()
         server.wait(timeout=60)
 
-    baseline = tokens / best["sentence-transformers encode, same requests"]
     print(f"\nall-MiniLM-L6-v2, {len(texts)} {source}, {tokens} tokens, {os.cpu_count()} CPUs, "
           f"{args.request_size} texts per request, ST batch size {args.batch_size}, best of {args.repeats}\n")
-    print(f"{'system':<48}{'seconds':>9}{'tokens/s':>11}{'vs ST same requests':>21}")
+    print_ratios(best, tokens, "sentence-transformers encode, same requests", "vs ST same requests")
+
+
+def best_of(modes: dict[str, Callable[[], float]], repeats: int) -> dict[str, float]:
+    """Fewest seconds of each mode over `repeats` interleaved rounds (interleaved so that load from other
+    processes on a shared machine hits every mode alike)."""
+    best = dict.fromkeys(modes, float("inf"))
+    for _ in range(repeats):
+        for name, run in modes.items():
+            best[name] = min(best[name], run())
+    return best
+
+
+def print_ratios(best: dict[str, float], tokens: int, baseline: str, ratio_label: str) -> None:
+    """One row per mode: seconds, tokens/s and the ratio to the `baseline` mode."""
+    base_rate = tokens / best[baseline]
+    width = max(len(name) for name in best) + 2
+    print(f"{'system':<{width}}{'seconds':>9}{'tokens/s':>11}{ratio_label:>{len(ratio_label) + 2}}")
     for name, seconds in best.items():
         rate = tokens / seconds
-        print(f"{name:<48}{seconds:>9.2f}{rate:>11.0f}{rate / baseline:>21.3f}")
+        print(f"{name:<{width}}{seconds:>9.2f}{rate:>11.0f}{rate / base_rate:>{len(ratio_label) + 2}.3f}")
 
 
 if __name__ == "__main__":
