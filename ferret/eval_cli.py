@@ -127,8 +127,10 @@ def ensure_collection(client, name: str, corpus: Path, model: str, progress: boo
     return client.get_collection(name, timeout=CALL_TIMEOUT_S).count
 
 
-def search_all(client, name: str, queries, retriever: str, fusion: str, progress: bool) -> dict[str, list[str]]:
-    """query id -> doc ids best first (RANKING_DEPTH + 1 deep, so that a self-hit can be dropped)."""
+def search_all(
+    client, name: str, queries, retriever: str, fusion: str, progress: bool
+) -> dict[str, list[tuple[str, float]]]:
+    """query id -> (doc id, score) best first (RANKING_DEPTH + 1 deep, so that a self-hit can be dropped)."""
     from tqdm import tqdm
 
     from ferret.client import query_message
@@ -138,7 +140,7 @@ def search_all(client, name: str, queries, retriever: str, fusion: str, progress
     depth = RANKING_DEPTH + 1
     fields = {"bm25": [BM25_FIELD], "dense": [DENSE_FIELD], "hybrid": [BM25_FIELD, DENSE_FIELD]}[retriever]
     method = fusion_method(fusion)
-    run: dict[str, list[str]] = {}
+    run: dict[str, list[tuple[str, float]]] = {}
     with tqdm(total=len(queries), unit="queries", desc="searching", disable=not progress,
               file=sys.stderr, mininterval=1.0) as bar:
         for start in range(0, len(queries), QUERY_BATCH):
@@ -147,7 +149,7 @@ def search_all(client, name: str, queries, retriever: str, fusion: str, progress
                                       limit=depth) for q in chunk]
             results = client.batch_query(messages, timeout=CALL_TIMEOUT_S)
             for query, result in zip(chunk, results, strict=True):
-                run[query.id] = [hit.id for hit in result.hits]
+                run[query.id] = [(hit.id, hit.score) for hit in result.hits]
             bar.update(len(chunk))
     return run
 

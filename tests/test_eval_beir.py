@@ -105,12 +105,20 @@ def test_bad_folder_and_split_say_what_to_fix(tmp_path, capsys):
 
 def test_measures_and_self_hit_removal():
     qrels = {"a": {"d1": 1, "d2": 0}, "b": {"d3": 2}}
-    run = drop_self_hits({"a": ["a", "d2", "d1"], "b": []})
-    assert run == {"a": ["d2", "d1"], "b": []}
+    run = drop_self_hits({"a": [("a", 3.0), ("d2", 2.0), ("d1", 1.0)], "b": []})
+    assert run == {"a": [("d2", 2.0), ("d1", 1.0)], "b": []}
     measured = evaluate(qrels, run)
     assert measured["mrr@10"] == pytest.approx(0.5 / 2)  # a: first relevant at rank 2; b: nothing -> 0
     assert measured["recall@100"] == pytest.approx(0.5)
     assert measured["ndcg@10"] == pytest.approx((1 / 1.5849625) / 2, rel=1e-5)  # 1/log2(3), averaged with 0
+
+
+def test_score_ties_are_ordered_by_doc_id_not_by_serving_order():
+    """Equal scores rank by trec_eval's rule (doc id), as BEIR and MTEB evaluate, whatever order they came in."""
+    qrels = {"q": {"d1": 1}}
+    served_first = evaluate(qrels, {"q": [("d1", 1.0), ("d2", 1.0)]})
+    served_last = evaluate(qrels, {"q": [("d2", 1.0), ("d1", 1.0)]})
+    assert served_first == served_last
 
 
 def test_partly_built_collection_is_completed(tmp_path, ferret_server, ferret_client, capsys):

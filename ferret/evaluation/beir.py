@@ -82,18 +82,25 @@ def load_beir(folder: str | Path, split: str = "test") -> BeirCollection:
     return BeirCollection(folder.resolve().name, corpus, queries, qrels)
 
 
-def drop_self_hits(run: Mapping[str, list[str]]) -> dict[str, list[str]]:
+# A served ranking: (doc id, score) pairs, best first.
+Ranking = list[tuple[str, float]]
+
+
+def drop_self_hits(run: Mapping[str, Ranking]) -> dict[str, Ranking]:
     """Each ranking without the query's own id (BEIR `ignore_identical_ids`, Pyserini `--remove-query`)."""
-    return {query_id: [d for d in ranking if d != query_id] for query_id, ranking in run.items()}
+    return {query_id: [(d, s) for d, s in ranking if d != query_id] for query_id, ranking in run.items()}
 
 
-def evaluate(qrels: Mapping[str, Mapping[str, int]], run: Mapping[str, list[str]]) -> dict[str, float]:
-    """Mean of each of MEASURES over the queries of `run` (rankings best first).
+def evaluate(qrels: Mapping[str, Mapping[str, int]], run: Mapping[str, Ranking]) -> dict[str, float]:
+    """Mean of each of MEASURES over the queries of `run` ((doc id, served score) pairs).
 
-    Scores are given by position, so ir-measures sees exactly the served order (no re-sorting of ties).
-    A query with an empty ranking counts as 0, which trec_eval would instead leave out of the mean.
+    The served scores go to ir-measures as they are, so documents with equal scores are ordered by
+    trec_eval's rule (doc id), as BEIR and MTEB evaluate, not by the server's order among ties. That
+    matters on corpora with duplicate documents: CoSQA has many identical functions, and the server's tie
+    order (later insertions first) happened to favour its test-partition functions, which the corpus
+    lists last. A query with an empty ranking counts as 0, which trec_eval would leave out of the mean.
     """
-    scored = {q: {d: float(len(ranking) - i) for i, d in enumerate(ranking)} for q, ranking in run.items()}
+    scored = {q: dict(ranking) for q, ranking in run.items()}
     judged = {q: dict(qrels[q]) for q in run}
     per_query = {key: dict.fromkeys(run, 0.0) for key in MEASURES}
     by_measure = {measure: key for key, measure in MEASURES.items()}
