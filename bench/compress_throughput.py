@@ -20,14 +20,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench.embed_throughput import best_of, chunked, free_port, load_texts, print_ratios  # noqa: E402
+from bench.embed_throughput import best_of, chunked, free_port, load_texts, print_ratios, run_clients  # noqa: E402
 from ferret.client import Client  # noqa: E402
 from ferret.encoders.base import EncodeOptions  # noqa: E402
 from ferret.encoders.registry import ModelConfig, load_model  # noqa: E402
@@ -47,19 +46,7 @@ def run_local(encoder, requests: list[list[str]]) -> float:
 
 
 def run_ferret(address: str, requests: list[list[str]], clients: int) -> float:
-    connections = [Client(address, timeout=600) for _ in range(clients)]
-    try:
-        started = time.perf_counter()
-        with ThreadPoolExecutor(clients) as pool:
-            def work(c: int) -> None:
-                for texts in requests[c::clients]:
-                    connections[c].compress(texts, decoder="llama")
-
-            list(pool.map(work, range(clients)))
-        return time.perf_counter() - started
-    finally:
-        for connection in connections:
-            connection.close()
+    return run_clients(address, requests, clients, lambda client, texts: client.compress(texts, decoder="llama"))
 
 
 def main() -> None:

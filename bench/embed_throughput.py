@@ -67,22 +67,27 @@ def run_st(model, requests: list[list[str]], batch_size: int) -> float:
     return time.perf_counter() - started
 
 
-def run_ferret(address: str, texts: list[str], request_size: int, clients: int) -> float:
-    chunks = chunked(texts, request_size)
+def run_clients(address: str, requests: list[list[str]], clients: int, call: Callable[[Client, list[str]], object]
+                ) -> float:
+    """Seconds for `clients` concurrent connections to send `requests`: request i goes to client
+    i % clients, and each client sends its share one request at a time with `call(client, texts)`."""
     connections = [Client(address, timeout=600) for _ in range(clients)]
     try:
         started = time.perf_counter()
         with ThreadPoolExecutor(clients) as pool:
-            # Chunk i goes to client i % clients: each client sends its share one request at a time.
             def work(c: int) -> None:
-                for chunk in chunks[c::clients]:
-                    connections[c].embed(chunk)
+                for texts in requests[c::clients]:
+                    call(connections[c], texts)
 
             list(pool.map(work, range(clients)))
         return time.perf_counter() - started
     finally:
         for connection in connections:
             connection.close()
+
+
+def run_ferret(address: str, texts: list[str], request_size: int, clients: int) -> float:
+    return run_clients(address, chunked(texts, request_size), clients, Client.embed)
 
 
 def main() -> None:
