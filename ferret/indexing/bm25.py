@@ -27,6 +27,7 @@ import scipy.sparse as sp
 
 from ferret.encoders.bm25 import Analyzer
 from ferret.errors import FailedPrecondition, InvalidArgument
+from ferret.indexing.rows import checked_row_ids
 
 _STATE_FILE = "bm25.json"
 _POSTINGS_FILE = "bm25.npz"
@@ -122,11 +123,7 @@ class BM25Index:
     # -- writes -------------------------------------------------------------------------------------
 
     def add(self, ids: np.ndarray, texts: Sequence[str]) -> None:
-        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
-        if len(ids) != len(texts):
-            raise InvalidArgument(f"{len(ids)} ids for {len(texts)} texts: give one id per text")
-        if len(np.unique(ids)) != len(ids):
-            raise InvalidArgument("duplicate ids in one add: each row id may appear once")
+        ids = checked_row_ids(ids, len(texts), "texts")
         analyzed = [Counter(self.analyzer(text)) for text in texts]
         with self._lock:
             present = [int(i) for i in ids if int(i) in self._position]

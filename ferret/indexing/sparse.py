@@ -32,6 +32,7 @@ import seismic
 
 from ferret.encoders.base import SparseVector
 from ferret.errors import FailedPrecondition, InvalidArgument
+from ferret.indexing.rows import checked_row_ids
 from ferret.indexing.seismic_build import build_in_child
 
 _STATE_FILE = "sparse.json"
@@ -121,11 +122,7 @@ class SparseIndex:
         )
 
     def add(self, ids: np.ndarray, vectors: Sequence[SparseVector]) -> None:
-        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
-        if len(ids) != len(vectors):
-            raise InvalidArgument(f"{len(ids)} ids for {len(vectors)} vectors: give one id per vector")
-        if len(np.unique(ids)) != len(ids):
-            raise InvalidArgument("duplicate ids in one add: each row id may appear once")
+        ids = checked_row_ids(ids, len(vectors), "vectors")
         for row, vector in zip(ids.tolist(), vectors, strict=True):
             if len(vector.indices) != len(vector.values):
                 raise InvalidArgument(f"row {row}: indices and values differ in length")
