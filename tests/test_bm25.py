@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from ferret.errors import InvalidArgument
-from ferret.indexing.bm25 import BM25Index, length_to_norm, norm_to_length
+from ferret.indexing.bm25 import BM25Index, TermStatistics, length_to_norm, norm_to_length
 
 CORPUS = [
     "The quick brown fox jumps over the lazy dog",
@@ -119,6 +119,72 @@ def test_bad_input_is_invalid_argument():
     with pytest.raises(InvalidArgument, match="b must be"):
         BM25Index(b=1.5)
     assert len(index) == 2
+
+
+def test_split_indexes_with_summed_statistics_score_like_the_single_index():
+    rng = np.random.default_rng(3)
+    words = [f"w{i}" for i in range(40)]
+    texts = [*CORPUS, *(" ".join(rng.choice(words, size=rng.integers(1, 60))) for _ in range(300))]
+    single = BM25Index()
+    single.add(np.arange(len(texts)), texts)
+    # Uneven parts: their own N, df and avgdl differ from the whole collection's.
+    owner = np.minimum(rng.integers(0, 4, size=len(texts)), 2)
+    parts = []
+    for part in range(3):
+        index = BM25Index()
+        rows = np.flatnonzero(owner == part)
+        index.add(rows, [texts[r] for r in rows])
+        parts.append(index)
+    deleted = np.array([1, 7, 50, 51, 52, 200])
+    single.delete(deleted)
+    for index in parts:
+        index.delete(deleted)
+    queries = [*QUERIES, "w1 w2 w3", "w7 w7 w30 fox", "w39", "nothing matches this"]
+    statistics = TermStatistics.sum(index.term_statistics(queries) for index in parts)
+    assert statistics == single.term_statistics(queries)
+    expected = single.search_batch(queries, 10)
+    per_part = [index.search_batch(queries, 10, statistics) for index in parts]
+    for q, query in enumerate(queries):
+        ids = np.concatenate([found[q][0] for found in per_part])
+        scores = np.concatenate([found[q][1] for found in per_part])
+        best = np.lexsort((ids, -scores))[:10]
+        expected_ids, expected_scores = expected[q]
+        # Row ids follow insertion order, so ties break alike; the same floats, not just close ones.
+        assert ids[best].tolist() == expected_ids.tolist(), query
+        assert np.array_equal(scores[best], expected_scores), query
+        alone_ids, alone_scores = parts[0].search(query, 10, statistics=statistics)
+        part_ids, part_scores = per_part[0][q]
+        assert alone_ids.tolist() == part_ids.tolist() and np.array_equal(alone_scores, part_scores)
+    # Without the summed statistics a part scores with its own, which differ.
+    own = parts[0].search("w1 w2 w3", 10)[1]
+    assert not np.allclose(own, parts[0].search("w1 w2 w3", 10, statistics=statistics)[1])
+
+
+def test_statistics_lacking_a_term_fall_back_to_the_index_df():
+    index = BM25Index()
+    index.add(np.arange(len(CORPUS)), CORPUS)
+    stats = index.term_statistics(["fox"])
+    assert set(stats.df) == {"fox"} and stats.documents == len(CORPUS)
+    # "bear" was not asked for (as if first written between gathering and searching): its own df is used.
+    assert np.array_equal(index.search("fox bear", 5, statistics=stats)[1], index.search("fox bear", 5)[1])
+
+
+@pytest.mark.parametrize(
+    ("documents", "tokens", "df", "message"),
+    [
+        (3, 10, {"fox": 4}, "df of 'fox' is 4 but there are only 3 documents"),
+        (0, 0, {"fox": 1}, "df of 'fox' is 1 but there are only 0 documents"),
+        (5, 3, {}, "3 tokens in 5 documents is impossible"),
+        (0, 7, {}, "7 tokens in 0 documents is impossible"),
+        (-1, 0, {}, "documents must be an integer >= 0"),
+        (2, 4, {"fox": -1}, "df of 'fox' must be an integer >= 0"),
+        (2, 4, {"": 1}, "non-empty analysed terms"),
+        (2.5, 4, {}, "documents must be an integer"),
+    ],
+)
+def test_impossible_statistics_are_invalid_argument(documents, tokens, df, message):
+    with pytest.raises(InvalidArgument, match=message):
+        TermStatistics(documents, tokens, df)
 
 
 def test_top10_agrees_with_pyserini(scifact_slice, lucene_scifact_index):

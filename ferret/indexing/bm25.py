@@ -12,6 +12,12 @@ Why every detail matches Lucene (so that rankings agree with Pyserini/Anserini o
 Layout: term frequencies in a scipy CSC matrix (documents x terms) for the bulk of the documents plus a
 small one for recent adds, folded into the main one when it grows; deletes are tombstones until half the
 rows are dead, then rows are compacted. Collection statistics always count live documents only.
+
+Shards: a collection split over several indexes scores like the single index when every shard searches
+with the collection's statistics instead of its own (Elasticsearch's dfs_query_then_fetch): gather
+`term_statistics(texts)` from every shard, add them up (`TermStatistics.sum`), and pass the sum as
+`search(..., statistics=)`. N, df and the token total are integers, so the sums are exact and the scores
+equal the single index's to the last bit.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +94,53 @@ def _top_k(scores: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
         candidates = candidates[scores[candidates] >= cutoff]
     order = np.lexsort((candidates, -scores[candidates]))
     return candidates[order[:k]]
+
+
+def _count(what: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+        raise InvalidArgument(f"term statistics: {what} must be an integer >= 0, got {value!r}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class TermStatistics:
+    """The collection statistics that BM25 scores of some query texts depend on. Validated on creation:
+    statistics that no collection could have are refused (InvalidArgument)."""
+
+    documents: int  # live documents with at least one term (N; Lucene's docCount)
+    tokens: int  # their total length in analysed terms (avgdl = tokens / documents; Lucene's sumTotalTermFreq)
+    df: Mapping[str, int] = field(default_factory=dict)  # analysed term -> live documents that contain it
+
+    def __post_init__(self) -> None:
+        documents, tokens = _count("documents", self.documents), _count("tokens", self.tokens)
+        if tokens < documents or (documents == 0) != (tokens == 0):
+            raise InvalidArgument(
+                f"term statistics: {tokens} tokens in {documents} documents is impossible; every counted "
+                "document has at least one term (tokens >= documents, both 0 or both > 0)"
+            )
+        df = {}
+        for term, count in self.df.items():
+            if not isinstance(term, str) or not term:
+                raise InvalidArgument(f"term statistics: df keys must be non-empty analysed terms, got {term!r}")
+            df[term] = _count(f"df of {term!r}", count)
+            if df[term] > documents:
+                raise InvalidArgument(
+                    f"term statistics: df of {term!r} is {df[term]} but there are only {documents} documents; "
+                    "df counts documents, so it cannot exceed them"
+                )
+        object.__setattr__(self, "documents", documents)
+        object.__setattr__(self, "tokens", tokens)
+        object.__setattr__(self, "df", df)
+
+    @classmethod
+    def sum(cls, parts: Iterable[TermStatistics]) -> TermStatistics:
+        """The statistics of the union of disjoint document sets (e.g. the shards of a collection)."""
+        documents, tokens, df = 0, 0, Counter()
+        for part in parts:
+            documents += part.documents
+            tokens += part.tokens
+            df.update(part.df)
+        return cls(documents, tokens, dict(df))
 
 
 class BM25Index:
@@ -213,28 +267,51 @@ class BM25Index:
 
     # -- reads --------------------------------------------------------------------------------------
 
-    def _norm_inverse(self) -> np.ndarray:
+    def term_statistics(self, texts: Sequence[str]) -> TermStatistics:
+        """This index's statistics for the analysed terms of `texts` (terms in no live document left out)."""
+        terms = {term for text in texts for term in self.analyzer(text)}
+        with self._lock:
+            columns = {term: self._terms[term] for term in terms if term in self._terms}
+            df = {term: int(self._df[column]) for term, column in columns.items() if self._df[column] > 0}
+            return TermStatistics(self._live_docs, self._live_tokens, df)
+
+    def _norm_inverse(self, statistics: TermStatistics | None) -> np.ndarray:
         """Lucene's per-norm cache: 1 / (k1 * (1 - b + b * length / avgdl)), in float32 as Lucene."""
-        avgdl = np.float32(self._live_tokens / self._live_docs) if self._live_docs else np.float32(1)
+        documents, tokens = (
+            (self._live_docs, self._live_tokens) if statistics is None else (statistics.documents, statistics.tokens)
+        )
+        avgdl = np.float32(tokens / documents) if documents else np.float32(1)
         k1, b = np.float32(self.k1), np.float32(self.b)
         with np.errstate(divide="ignore"):
             return (np.float32(1) / (k1 * ((1 - b) + b * _DECODED_LENGTH / avgdl))).astype(np.float64)
 
-    def _query_weights(self, query: str) -> tuple[np.ndarray, np.ndarray]:
-        """(term columns, weights = count * idf) of a query's terms that occur in live documents."""
+    def _query_weights(self, query: str, statistics: TermStatistics | None) -> tuple[np.ndarray, np.ndarray]:
+        """(term columns, weights = count * idf) of a query's terms that occur in live documents; idf from
+        `statistics` when given, else from this index."""
         counts = Counter(self.analyzer(query))
         columns = np.array([self._terms.get(t, -1) for t in counts], dtype=np.int64)
         boosts = np.array(list(counts.values()), dtype=np.float32)
         known = columns >= 0
         columns, boosts = columns[known], boosts[known]
         df = self._df[columns]
-        present = df > 0
+        present = df > 0  # only terms of live documents here can score here
         columns, boosts, df = columns[present], boosts[present], df[present]
         n = self._live_docs
+        if statistics is not None:
+            n = statistics.documents
+            terms = np.array(list(counts), dtype=object)[known][present]
+            # A term the statistics lack was first written after they were gathered: its df here is the best
+            # estimate (Elasticsearch's dfs phase falls back to the shard's own statistics the same way).
+            df = np.array([statistics.df.get(t, d) for t, d in zip(terms, df.tolist(), strict=True)], np.int64)
         idf = np.log(1 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
         return columns, (boosts * idf).astype(np.float64)
 
-    def _scores(self, columns_per_query: list[np.ndarray], weights_per_query: list[np.ndarray]) -> np.ndarray:
+    def _scores(
+        self,
+        columns_per_query: list[np.ndarray],
+        weights_per_query: list[np.ndarray],
+        statistics: TermStatistics | None,
+    ) -> np.ndarray:
         """Dense BM25 scores [positions, queries] of a block of queries."""
         total = len(self._ids)
         union = np.unique(np.concatenate(columns_per_query)) if columns_per_query else np.zeros(0, np.int64)
@@ -244,7 +321,7 @@ class BM25Index:
         query_matrix = np.zeros((len(union), len(columns_per_query)), dtype=np.float64)
         for q, (columns, weights) in enumerate(zip(columns_per_query, weights_per_query, strict=True)):
             np.add.at(query_matrix[:, q], np.searchsorted(union, columns), weights)
-        norm_inverse = self._norm_inverse()
+        norm_inverse = self._norm_inverse(statistics)
         norms = _norms(self._lengths)
         for first, matrix in self._segments():
             in_segment = union < matrix.shape[1]
@@ -260,27 +337,34 @@ class BM25Index:
         best = _top_k(scores, candidates, k)
         return self._ids[best].copy(), scores[best].astype(np.float32)
 
-    def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, query: str, k: int, allowed: np.ndarray | None = None, statistics: TermStatistics | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(row ids, scores) of the k best live documents; `statistics` (those of a whole sharded collection,
+        covering the query's terms) replace this index's own N, df and avgdl."""
         if k <= 0:
             raise InvalidArgument(f"k must be positive, got {k}")
         with self._lock:
-            columns, weights = self._query_weights(query)
-            scores = self._scores([columns], [weights])[:, 0]
+            columns, weights = self._query_weights(query, statistics)
+            scores = self._scores([columns], [weights], statistics)[:, 0]
             admitted = self._live
             if allowed is not None:
                 admitted = admitted & np.isin(self._ids, np.asarray(allowed, dtype=np.int64))
             return self._results(scores, k, admitted)
 
-    def search_batch(self, queries: Sequence[str], k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    def search_batch(
+        self, queries: Sequence[str], k: int, statistics: TermStatistics | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`search` of each query; `statistics` must then cover the terms of all of them."""
         if k <= 0:
             raise InvalidArgument(f"k must be positive, got {k}")
         with self._lock:
-            weighted = [self._query_weights(q) for q in queries]
+            weighted = [self._query_weights(q, statistics) for q in queries]
             block = max(1, _SCORE_BLOCK // max(1, len(self._ids)))
             results = []
             for start in range(0, len(weighted), block):
                 part = weighted[start : start + block]
-                scores = self._scores([c for c, _ in part], [w for _, w in part])
+                scores = self._scores([c for c, _ in part], [w for _, w in part], statistics)
                 results.extend(self._results(scores[:, q], k, self._live) for q in range(len(part)))
             return results
 
