@@ -35,6 +35,7 @@ import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ferret.encoders.base import CompressedText, EncoderKind, ModelInfo, Side, SparseVector
+from ferret.indexing.bm25 import TermStatistics
 from ferret.indexing.collection import Hit
 from ferret.indexing.fields import SubSearch
 from ferret.indexing.fusion import RRF, Fusion
@@ -197,6 +198,8 @@ def _sub_search_message(search: SubSearch) -> cpb.SubSearch:
         message.sparse_vector.CopyFrom(codec.encode_sparse(search.vector, f"sub-search {search.field!r}"))
     elif search.vector is not None:
         message.vector.CopyFrom(codec.encode_dense(search.vector))
+    if search.statistics is not None:
+        message.statistics.CopyFrom(codec.statistics_to_proto(search.statistics))
     return message
 
 
@@ -396,6 +399,15 @@ class Client:
         """Several queries in one call (build each with `query_message`); results in the same order."""
         response = self._call(self._search.BatchQuery, cpb.BatchQueryRequest(queries=list(queries)), timeout)
         return [_query_result(r) for r in response.results]
+
+    def term_statistics(self, collection: str, field: str, texts: Sequence[str],
+                        timeout: float | None = None) -> TermStatistics:
+        """BM25 field `field`'s statistics for the terms of `texts`. Summed over the shards of a collection
+        (`TermStatistics.sum`) and passed as `SubSearch(field, text=..., statistics=...)` to each shard, they
+        make the shards score like the unsharded collection."""
+        request = cpb.TermStatisticsRequest(collection=collection, field=field, texts=list(texts))
+        response = self._call(self._search.TermStatistics, request, timeout)
+        return codec.statistics_from_proto(response.statistics, f"collection {response.collection!r}")
 
     # -- tools --------------------------------------------------------------------------------------
 

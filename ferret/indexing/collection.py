@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,18 +27,29 @@ from ferret.encoders.base import CompressedText, EncoderKind
 from ferret.encoders.registry import ModelRegistry
 from ferret.errors import DataLoss, FailedPrecondition, InvalidArgument, NotFound
 from ferret.indexing.compression import DocumentCompressor
-from ferret.indexing.fields import FieldIndex, SubSearch, bm25_identity, encoder_identity, field_index
+from ferret.indexing.fields import (
+    BM25FieldIndex,
+    FieldIndex,
+    SubSearch,
+    bm25_identity,
+    encoder_identity,
+    field_index,
+)
 from ferret.indexing.filters import Filter, parse_filter
 from ferret.indexing.fusion import RRF, Fusion, SourceHits, SourceScore, check_weights, fuse
 from ferret.indexing.locks import ReadWriteLock
-from ferret.indexing.schema import COMPRESSED_FIELD, PRECOMPUTED, CollectionSchema
+from ferret.indexing.schema import COMPRESSED_FIELD, PRECOMPUTED, CollectionSchema, DenseField
 from ferret.indexing.snapshot import Manifest, load_snapshot, publish_snapshot, remove_snapshots
 from ferret.indexing.store import Document, DocumentStore, StoredDocument, WriteResult
+
+if TYPE_CHECKING:
+    from ferret.indexing.bm25 import TermStatistics
 
 log = logging.getLogger(__name__)
 
 MAX_LIMIT = 10_000
 MAX_SUBSEARCHES = 16
+MAX_STATISTICS_TEXTS = 1024
 REBUILD_BATCH = 2048
 
 
@@ -75,6 +86,15 @@ class QueryResult:
 def _check_limit(what: str, value: Any, low: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or not low <= value <= MAX_LIMIT:
         raise InvalidArgument(f"{what} must be an integer in {low}..{MAX_LIMIT}, got {value!r}")
+
+
+def check_statistics_texts(texts: Sequence[str]) -> list[str]:
+    texts = list(texts)
+    if not 1 <= len(texts) <= MAX_STATISTICS_TEXTS:
+        raise InvalidArgument(f"term statistics need 1..{MAX_STATISTICS_TEXTS} query texts, got {len(texts)}")
+    if not all(isinstance(t, str) for t in texts):
+        raise InvalidArgument("term statistics: every query text must be a string")
+    return texts
 
 
 def field_indexes(schema: CollectionSchema, registry: ModelRegistry) -> dict[str, FieldIndex]:
@@ -310,6 +330,24 @@ class Collection:
     def query_batch(self, queries: Sequence[Query]) -> list[QueryResult]:
         return [self.query(q) for q in queries]
 
+    def term_statistics(self, field: str, texts: Sequence[str]) -> TermStatistics:
+        """The statistics of BM25 field `field` for the analysed terms of `texts`: summed over the shards of a
+        collection, they make each shard score a sub-search with those texts like the unsharded collection."""
+        texts = check_statistics_texts(texts)
+        with self._lock.read():
+            return self._bm25_field(field, "term statistics").term_statistics(texts)
+
+    def _bm25_field(self, name: str, what: str) -> BM25FieldIndex:
+        self.schema.field(name)  # NotFound naming the fields that exist
+        fi = self._fields[name]
+        if not isinstance(fi, BM25FieldIndex):
+            kind = "a dense" if isinstance(fi.field, DenseField) else f"a sparse ({fi.field.encoder})"
+            raise InvalidArgument(
+                f"{what} exist only for BM25 fields; {name!r} is {kind} field (BM25 fields: "
+                f"{', '.join(sorted(self.schema.bm25_fields)) or 'none'})"
+            )
+        return fi
+
     def _compressor_for_queries(self) -> DocumentCompressor:
         if self._compressor is None:
             raise FailedPrecondition(
@@ -329,6 +367,8 @@ class Collection:
         for s in searches:
             self.schema.field(s.field)  # NotFound naming the fields that exist
             _check_limit(f"limit of sub-search {s.source!r}", s.limit, 1)
+            if s.statistics is not None:
+                self._bm25_field(s.field, f"sub-search {s.source!r}: term statistics")
         check_weights([SourceHits(s.source, np.zeros(0, np.int64), np.zeros(0), s.weight) for s in searches])
         return searches
 

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from ferret.errors import FailedPrecondition, InvalidArgument, NotFound
 from ferret.indexing.dense import DenseIndex
 from ferret.indexing.schema import BM25, PRECOMPUTED, CollectionSchema, DenseField, SparseField
 from ferret.indexing.store import StoredDocument, check_dense, check_sparse
+
+if TYPE_CHECKING:
+    from ferret.indexing.bm25 import TermStatistics
 
 ENCODE_BATCH = 64
 
@@ -39,6 +42,8 @@ class SubSearch:
     name: str | None = None  # how the source is named in hits; defaults to the field name
     encoder: str | None = None  # the encoder the caller means; must be the field's own
     exact: bool = False  # sparse fields: skip the approximate (Seismic) path
+    # BM25 fields: the statistics of the whole (sharded) collection to score with instead of the index's own.
+    statistics: TermStatistics | None = None
 
     @property
     def source(self) -> str:
@@ -227,7 +232,10 @@ class BM25FieldIndex(FieldIndex):
             raise InvalidArgument(
                 f"sub-search on BM25 field {self.field.name!r}: give a query text, no vector"
             )
-        return self.index.search(search.text, search.limit, allowed)
+        return self.index.search(search.text, search.limit, allowed, search.statistics)
+
+    def term_statistics(self, texts: Sequence[str]) -> TermStatistics:
+        return self.index.term_statistics(texts)
 
 
 def field_index(

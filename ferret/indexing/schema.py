@@ -127,6 +127,10 @@ class CollectionSchema:
             f"{', '.join(f.name for f in (*self.dense, *self.sparse))}"
         )
 
+    @property
+    def bm25_fields(self) -> frozenset[str]:
+        return frozenset(f.name for f in self.sparse if f.is_bm25)
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 

@@ -16,6 +16,7 @@ from google.protobuf import json_format, struct_pb2
 
 from ferret.encoders.base import SparseVector
 from ferret.errors import InvalidArgument
+from ferret.indexing.bm25 import TermStatistics
 from ferret.indexing.filters import Filter, Match, MatchAny, Range
 from ferret.indexing.fusion import RRF, Fusion, SourceScore, WeightedSum
 from ferret.indexing.schema import BM25, CollectionSchema, CompressionOption, DenseField, SparseField
@@ -233,6 +234,20 @@ def fusion_to_proto(fusion: Fusion) -> pb.Fusion:
     if isinstance(fusion, WeightedSum):
         return pb.Fusion(weighted_sum=pb.WeightedSum(normalization=NORMALIZATION_VALUES[fusion.normalization]))
     return pb.Fusion(rrf=pb.Rrf(k=fusion.k))
+
+
+# -- BM25 term statistics ---------------------------------------------------------------------------
+
+
+def statistics_from_proto(message: pb.TermStatistics, what: str) -> TermStatistics:
+    try:
+        return TermStatistics(message.documents, message.tokens, dict(message.df))
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"{what}: {exc}") from None
+
+
+def statistics_to_proto(statistics: TermStatistics) -> pb.TermStatistics:
+    return pb.TermStatistics(documents=statistics.documents, tokens=statistics.tokens, df=statistics.df)
 
 
 def source_scores(hit: pb.Hit) -> dict[str, SourceScore]:

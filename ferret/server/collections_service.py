@@ -76,6 +76,9 @@ def _sub_search(message: pb.SubSearch, position: int) -> SubSearch:
         vector = codec.decode_sparse(message.sparse_vector, what)
     else:
         vector = None
+    statistics = None
+    if message.HasField("statistics"):
+        statistics = codec.statistics_from_proto(message.statistics, what)
     return SubSearch(
         field=message.field,
         text=message.text if kind == "text" else None,
@@ -85,6 +88,7 @@ def _sub_search(message: pb.SubSearch, position: int) -> SubSearch:
         name=message.name or None,
         encoder=message.encoder or None,
         exact=message.exact,
+        statistics=statistics,
     )
 
 
@@ -271,6 +275,12 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
             return results
 
         return pb.BatchQueryResponse(results=await self.state.in_thread(run))
+
+    @rpc
+    async def TermStatistics(self, request: pb.TermStatisticsRequest, context) -> pb.TermStatisticsResponse:
+        collection = self.state.collection_manager().get(request.collection)
+        statistics = await self.state.in_thread(collection.term_statistics, request.field, list(request.texts))
+        return pb.TermStatisticsResponse(collection=collection.name, statistics=codec.statistics_to_proto(statistics))
 
 
 def register(server: grpc.aio.Server, state: ServerState) -> list[str]:

@@ -333,8 +333,43 @@ class Range(_message.Message):
     lte: float
     def __init__(self, gt: _Optional[float] = ..., gte: _Optional[float] = ..., lt: _Optional[float] = ..., lte: _Optional[float] = ...) -> None: ...
 
+class TermStatistics(_message.Message):
+    __slots__ = ("documents", "tokens", "df")
+    class DfEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    DF_FIELD_NUMBER: _ClassVar[int]
+    documents: int
+    tokens: int
+    df: _containers.ScalarMap[str, int]
+    def __init__(self, documents: _Optional[int] = ..., tokens: _Optional[int] = ..., df: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class TermStatisticsRequest(_message.Message):
+    __slots__ = ("collection", "field", "texts")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    TEXTS_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    field: str
+    texts: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, collection: _Optional[str] = ..., field: _Optional[str] = ..., texts: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class TermStatisticsResponse(_message.Message):
+    __slots__ = ("collection", "statistics")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    STATISTICS_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    statistics: TermStatistics
+    def __init__(self, collection: _Optional[str] = ..., statistics: _Optional[_Union[TermStatistics, _Mapping]] = ...) -> None: ...
+
 class SubSearch(_message.Message):
-    __slots__ = ("field", "text", "vector", "sparse_vector", "limit", "weight", "encoder", "exact", "name")
+    __slots__ = ("field", "text", "vector", "sparse_vector", "limit", "weight", "encoder", "exact", "name", "statistics")
     FIELD_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
@@ -344,6 +379,7 @@ class SubSearch(_message.Message):
     ENCODER_FIELD_NUMBER: _ClassVar[int]
     EXACT_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
+    STATISTICS_FIELD_NUMBER: _ClassVar[int]
     field: str
     text: str
     vector: DenseVector
@@ -353,7 +389,8 @@ class SubSearch(_message.Message):
     encoder: str
     exact: bool
     name: str
-    def __init__(self, field: _Optional[str] = ..., text: _Optional[str] = ..., vector: _Optional[_Union[DenseVector, _Mapping]] = ..., sparse_vector: _Optional[_Union[SparseVector, _Mapping]] = ..., limit: _Optional[int] = ..., weight: _Optional[float] = ..., encoder: _Optional[str] = ..., exact: _Optional[bool] = ..., name: _Optional[str] = ...) -> None: ...
+    statistics: TermStatistics
+    def __init__(self, field: _Optional[str] = ..., text: _Optional[str] = ..., vector: _Optional[_Union[DenseVector, _Mapping]] = ..., sparse_vector: _Optional[_Union[SparseVector, _Mapping]] = ..., limit: _Optional[int] = ..., weight: _Optional[float] = ..., encoder: _Optional[str] = ..., exact: _Optional[bool] = ..., name: _Optional[str] = ..., statistics: _Optional[_Union[TermStatistics, _Mapping]] = ...) -> None: ...
 
 class Rrf(_message.Message):
     __slots__ = ("k",)

@@ -505,6 +505,11 @@ class SearchServiceStub:
                 request_serializer=ferret_dot_v1_dot_collections__pb2.BatchQueryRequest.SerializeToString,
                 response_deserializer=ferret_dot_v1_dot_collections__pb2.BatchQueryResponse.FromString,
                 _registered_method=True)
+        self.TermStatistics = channel.unary_unary(
+                '/ferret.v1.SearchService/TermStatistics',
+                request_serializer=ferret_dot_v1_dot_collections__pb2.TermStatisticsRequest.SerializeToString,
+                response_deserializer=ferret_dot_v1_dot_collections__pb2.TermStatisticsResponse.FromString,
+                _registered_method=True)
 
 
 class SearchServiceServicer:
@@ -522,6 +527,17 @@ class SearchServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TermStatistics(self, request, context):
+        """The statistics that BM25 scores of some query texts depend on, for one BM25 field (the first phase of
+        a sharded search: summed over the shards and sent back on each BM25 SubSearch, they make every shard
+        score like the unsharded collection, as Elasticsearch's dfs_query_then_fetch). NOT_FOUND for an unknown
+        collection or field, INVALID_ARGUMENT for a field that is not BM25 or no/too many texts. A router sums
+        its shards' statistics.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SearchServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -534,6 +550,11 @@ def add_SearchServiceServicer_to_server(servicer, server):
                     servicer.BatchQuery,
                     request_deserializer=ferret_dot_v1_dot_collections__pb2.BatchQueryRequest.FromString,
                     response_serializer=ferret_dot_v1_dot_collections__pb2.BatchQueryResponse.SerializeToString,
+            ),
+            'TermStatistics': grpc.unary_unary_rpc_method_handler(
+                    servicer.TermStatistics,
+                    request_deserializer=ferret_dot_v1_dot_collections__pb2.TermStatisticsRequest.FromString,
+                    response_serializer=ferret_dot_v1_dot_collections__pb2.TermStatisticsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -590,6 +611,33 @@ class SearchService:
             '/ferret.v1.SearchService/BatchQuery',
             ferret_dot_v1_dot_collections__pb2.BatchQueryRequest.SerializeToString,
             ferret_dot_v1_dot_collections__pb2.BatchQueryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TermStatistics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ferret.v1.SearchService/TermStatistics',
+            ferret_dot_v1_dot_collections__pb2.TermStatisticsRequest.SerializeToString,
+            ferret_dot_v1_dot_collections__pb2.TermStatisticsResponse.FromString,
             options,
             channel_credentials,
             insecure,
