@@ -10,10 +10,13 @@ A document in the global top-L of a sub-search is in its shard's top-L, so mergi
 score and cutting to L gives the global list; fusion (RRF, weighted sum) then runs on the merged lists,
 after the merge, as Vespa's global phase does. Ties are broken by document id (the unsharded collection
 breaks them by insertion order, which shards do not share).
-Limitation: BM25 weights use each shard's own statistics (N, df, avgdl), as Elasticsearch's default
-query_then_fetch and Qdrant's per-shard IDF do, so BM25 scores differ slightly from the unsharded
-collection's (hash sharding keeps shard statistics close to the global ones on large shards); dense and
-learned/precomputed sparse scores depend on the document alone and merge exactly.
+
+That needs a document's score to be the same on its shard as in the unsharded collection. Dense and
+learned/precomputed sparse scores depend on the document alone. BM25 scores also depend on collection
+statistics (N, df, avgdl), so a query with BM25 text sub-searches runs in two phases, as Elasticsearch's
+dfs_query_then_fetch: every shard reports its statistics for the query's texts (`term_statistics`), the
+sums (the unsharded collection's statistics) travel on the BM25 sub-searches, and each shard scores
+with them. A query without BM25 text sub-searches takes one round trip.
 """
 
 from __future__ import annotations
@@ -21,21 +24,30 @@ from __future__ import annotations
 import json
 import os
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
 from ferret.encoders.registry import ModelRegistry
 from ferret.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
-from ferret.indexing.collection import MAX_LIMIT, CollectionManager, Hit, Query, QueryResult
+from ferret.indexing.bm25 import TermStatistics
+from ferret.indexing.collection import (
+    MAX_LIMIT,
+    CollectionManager,
+    Hit,
+    Query,
+    QueryResult,
+    check_statistics_texts,
+)
 from ferret.indexing.fusion import SourceHits, SourceScore, fuse
 
 MANIFEST = "shards.json"
 MAX_SHARDS = 4096
+Answer = TypeVar("Answer")
 
 
 def shard_of(doc_id: str, shards: int) -> int:
@@ -80,6 +92,8 @@ class SearchShard(Protocol):
     raises `Unavailable` when the shard cannot be reached."""
 
     def query_batch(self, queries: Sequence[Query]) -> list[QueryResult]: ...
+
+    def term_statistics(self, field: str, texts: Sequence[str]) -> TermStatistics: ...
 
 
 @dataclass
@@ -149,38 +163,80 @@ def merge_shard_results(query: Query, answers: Sequence[Sequence[QueryResult]]) 
 
 
 class ShardedSearch:
-    """Fans a query out to every shard concurrently and merges (see the module docstring)."""
+    """Fans a query out to every shard concurrently and merges (see the module docstring).
 
-    def __init__(self, shards: Mapping[str, SearchShard], executor: Executor | None = None):
+    `bm25_fields` names the collection's BM25 fields (`CollectionSchema.bm25_fields`): text sub-searches on
+    them get the summed statistics of every shard, unless they carry statistics already."""
+
+    def __init__(
+        self, shards: Mapping[str, SearchShard], executor: Executor | None = None, *, bm25_fields: Set[str]
+    ):
         if not shards:
             raise InvalidArgument("a sharded search needs at least one shard")
         if len(shards) > MAX_SHARDS:
             raise InvalidArgument(f"at most {MAX_SHARDS} shards, got {len(shards)}")
         self.shards = dict(shards)
+        self.bm25_fields = frozenset(bm25_fields)
         self._executor = executor or ThreadPoolExecutor(
             max_workers=min(32, len(self.shards)), thread_name_prefix="ferret-shards"
         )
 
-    def query(self, query: Query, allow_partial: bool = False) -> ShardedQueryResult:
-        """UNAVAILABLE naming the shards that could not answer, or, with `allow_partial`, the merge of
-        the shards that did, marked partial (UNAVAILABLE still when none answered)."""
-        sub_queries = _sub_queries(query)
-        futures = {
-            name: self._executor.submit(shard.query_batch, sub_queries) for name, shard in self.shards.items()
-        }
-        answers, down = [], []
+    def _fan_out(
+        self, call: Callable[[SearchShard], Answer], shards: Mapping[str, SearchShard]
+    ) -> tuple[dict[str, Answer], list[tuple[str, str]]]:
+        """(answer by shard name, [(name, why)] of the shards that raised Unavailable), calls concurrent."""
+        futures = {name: self._executor.submit(call, shard) for name, shard in shards.items()}
+        answers, down = {}, []
         for name, future in futures.items():
             try:
-                answers.append(future.result())
+                answers[name] = future.result()
             except Unavailable as exc:
                 down.append((name, str(exc)))
+        return answers, down
+
+    def _check_down(self, down: list[tuple[str, str]], allow_partial: bool) -> None:
         if down and (not allow_partial or len(down) == len(self.shards)):
             detail = "; ".join(f"shard {name}: {why}" for name, why in down)
             raise Unavailable(
                 f"{len(down)} of {len(self.shards)} shards unavailable ({detail}); retry, or allow "
                 "partial results"
             )
-        merged = merge_shard_results(query, answers)
+
+    def term_statistics(self, field: str, texts: Sequence[str]) -> TermStatistics:
+        """The collection's statistics of BM25 field `field` for `texts`: the sum of every shard's
+        (UNAVAILABLE naming the shards that could not answer)."""
+        texts = check_statistics_texts(texts)
+        answers, down = self._fan_out(lambda shard: shard.term_statistics(field, texts), self.shards)
+        self._check_down(down, allow_partial=False)
+        return TermStatistics.sum(answers.values())
+
+    def query(self, query: Query, allow_partial: bool = False) -> ShardedQueryResult:
+        """UNAVAILABLE naming the shards that could not answer, or, with `allow_partial`, the merge of
+        the shards that did, marked partial (UNAVAILABLE still when none answered). A shard down in the
+        statistics phase is left out of the search phase, so partial statistics and hits cover the same
+        shards."""
+        sub_queries = _sub_queries(query)
+        wanted = [s.field in self.bm25_fields and s.text is not None and s.statistics is None for s in query.searches]
+        texts: dict[str, list[str]] = {}  # BM25 field -> texts of its sub-searches that need statistics
+        for s, needs in zip(query.searches, wanted, strict=True):
+            if needs:
+                texts.setdefault(s.field, []).append(s.text)
+        shards, down = self.shards, []
+        if texts:
+            gathered, down = self._fan_out(
+                lambda shard: {f: shard.term_statistics(f, t) for f, t in texts.items()}, self.shards
+            )
+            self._check_down(down, allow_partial)
+            totals = {f: TermStatistics.sum(answer[f] for answer in gathered.values()) for f in texts}
+            sub_queries = [
+                replace(q, searches=[replace(s, statistics=totals[s.field])]) if needs else q
+                for q, s, needs in zip(sub_queries, query.searches, wanted, strict=True)
+            ]
+            shards = {name: self.shards[name] for name in gathered}
+        answers, searched_down = self._fan_out(lambda shard: shard.query_batch(sub_queries), shards)
+        down += searched_down
+        self._check_down(down, allow_partial)
+        merged = merge_shard_results(query, list(answers.values()))
         return ShardedQueryResult(merged.version, merged.hits, [name for name, _ in down])
 
     def close(self) -> None:
