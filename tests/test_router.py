@@ -61,9 +61,6 @@ def cluster(tmp_path_factory):
         for address in addresses:
             with Client(address) as c:
                 c.wait_ready(timeout=180)
-                # The first BM25 analysis imports the stemmer (nltk, seconds on a loaded machine): do it here,
-                # not under the router's 10 s deadline.
-                c.term_statistics("c", "text", ["warm up"], timeout=180)
         with Client(router.address) as client:
             yield whole.get("c"), client, processes, addresses, router
     finally:

@@ -67,6 +67,9 @@ class Analyzer:
         self.stopwords = stopwords
         self.stem = stem
         self._cache: dict[str, str] = {}
+        if stem:
+            # Import nltk now, while the index or encoder loads: lazily, the first query paid seconds for it.
+            _stemmer()
 
     def _stem(self, token: str) -> str:
         cached = self._cache.get(token)
