@@ -28,6 +28,9 @@ def add_serve(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--host", help="override [server] host")
     p.add_argument("--port", type=int, help="override [server] port (0 = any free port)")
     p.add_argument("--data-dir", help="override [server] data_dir (collections, e.g. from `ferret index build`)")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: this process (default); ray: deploy the [router] on Ray Serve (replicas, autoscaling)")
+    p.add_argument("--address", help="Ray cluster address (--engine ray; default: start a local Ray)")
     p.set_defaults(func=serve_command)
 
 
@@ -50,13 +53,44 @@ def serve_command(args: argparse.Namespace) -> int:
     overrides = {
         k: v for k, v in (("host", args.host), ("port", args.port), ("data_dir", args.data_dir)) if v is not None
     }
-    config = replace(config, server=replace(config.server, **overrides))
+    # The raw document too: the Ray Serve ingress tells a [server] host that was asked for from the default.
+    raw = {**config.raw, "server": {**config.raw.get("server", {}), **overrides}}
+    config = replace(config, server=replace(config.server, **overrides), raw=raw)
+    if args.engine == "ray":
+        return _serve_on_ray(config, args.address)
     configure_logging(config.server.log_level, config.server.json_logs)
     try:
         asyncio.run(serve(config, modules))
     except (ConfigError, ModelLoadError) as exc:
         print(f"ferret serve: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _serve_on_ray(config, address: str | None) -> int:
+    """Deploy the router on Ray Serve, print where it answers, and keep it until interrupted (Ctrl-C, SIGTERM)."""
+    import signal
+    import time
+
+    from ferret.errors import FerretError
+    from ferret.server.config import ConfigError
+
+    try:
+        from ferret.distributed.serve import HEALTHZ, deploy_router, undeploy_router
+
+        deployment = deploy_router(config, address)
+    except (ConfigError, FerretError, ConnectionError) as exc:  # ConnectionError: Ray found no cluster there
+        print(f"ferret serve: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, ConfigError) else 1
+    print(f"ferret serve: router on Ray Serve, application {deployment.app_name!r}, replicas {deployment.replicas}; "
+          f"gRPC ingress {', '.join(deployment.addresses)} (health: {HEALTHZ})", flush=True)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: a shell ignores it in background jobs
+        signal.signal(signum, signal.default_int_handler)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        undeploy_router(deployment.app_name, local_ray=address is None)
     return 0
 
 

@@ -1,4 +1,8 @@
+import contextlib
 import os
+import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -14,6 +18,46 @@ def require_dataset(name: str):
     if path is None:
         pytest.skip(f"dataset {name!r} not found under {datasets_root()} (set FERRET_DATASETS to its parent)")
     return path
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now (for a server that binds it a moment later)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def shard_servers(root, count: int = 300, shards: int = 2, seed: int = 3):
+    """A sharded collection served as in production: `shards` `ferret serve` processes on loopback, each with its
+    shard of `test_shards.sharded_data(root, count, shards, seed)` (vectors precomputed, BM25 the only model).
+    Yields (the unsharded collection "c" to compare with, the processes, their "host:port" addresses), the
+    shards ready; a test may terminate a process to take its shard down."""
+    from test_shards import sharded_data
+
+    from ferret.client import Client
+
+    whole, parts = sharded_data(root, count, shards, seed)
+    processes, addresses = [], []
+    try:
+        for s, shard in enumerate(parts):
+            shard.close()  # the shard processes open these data directories
+            port = free_port()
+            config = root / f"shard-{s}.toml"
+            config.write_text(f'[server]\nhost = "127.0.0.1"\nport = {port}\ndata_dir = "{root / f"shard-{s}"}"\n'
+                              'json_logs = false\n[models.bm25]\nfamily = "bm25"\n')
+            processes.append(subprocess.Popen([sys.executable, "-m", "ferret.cli", "serve", "--config", str(config)],
+                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            addresses.append(f"127.0.0.1:{port}")
+        for address in addresses:
+            with Client(address) as c:
+                c.wait_ready(timeout=180)
+        yield whole.get("c"), processes, addresses
+    finally:
+        for p in processes:
+            p.terminate()
+            p.wait(timeout=30)
+        whole.close(snapshot=False)
 
 
 @pytest.fixture(scope="session")

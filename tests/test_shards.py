@@ -116,6 +116,25 @@ def bm25_queries(rng):
                         fusion=fusion, limit=10)
 
 
+def assert_client_answers_like(client, whole):
+    """A router's answers through `client` (a `ferret.client.Client`) equal those of the unsharded collection
+    `whole` of `sharded_data`: two fusions with a filter and an offset, then one sub-search (ranks, scores)."""
+    rng = np.random.default_rng(5)
+    for fusion in (RRF(), WeightedSum("z-score")):
+        searches = [SubSearch("a", vector=rng.normal(size=8), limit=40),
+                    SubSearch("b", vector=rng.normal(size=8), limit=25, weight=0.7)]
+        flt = {"must": [{"key": "even", "match": True}]}
+        expected = whole.query(Query(searches, fusion=fusion, filter=flt, limit=10, offset=2, with_metadata=True))
+        got = client.query("c", searches, fusion, filter=flt, limit=10, offset=2, with_metadata=True)
+        assert_same_up_to_ties(got, expected)
+        assert all(h.metadata == {"even": True} for h in got.hits)
+    single = [SubSearch("a", vector=np.ones(8), limit=30)]
+    expected = whole.query(Query(single, limit=15))
+    got = client.query("c", single, limit=15)
+    assert [(h.id, h.sources["a"].rank) for h in got.hits] == [(h.id, h.sources["a"].rank) for h in expected.hits]
+    np.testing.assert_allclose([h.score for h in got.hits], [h.score for h in expected.hits], rtol=1e-6)
+
+
 @pytest.mark.parametrize("fusion", [RRF(), RRF(k=2), WeightedSum("min-max"), WeightedSum("z-score")])
 def test_merge_then_fuse_equals_the_unsharded_collection(collections, fusion):
     whole, shards = collections

@@ -230,10 +230,12 @@ def _truncate(truncate: bool) -> int:
 
 class Client:
     def __init__(self, address: str, api_key: str | None = None, tls: bool | str | Path = False,
-                 max_message_mb: int = DEFAULT_MAX_MESSAGE_MB, timeout: float | None = 60.0):
+                 max_message_mb: int = DEFAULT_MAX_MESSAGE_MB, timeout: float | None = 60.0,
+                 metadata: Sequence[tuple[str, str]] = ()):
         """`tls`: False for plaintext, True for TLS with the system roots, or a path to a root CA (PEM).
 
-        `timeout` is the default deadline of each call in seconds.
+        `timeout` is the default deadline of each call in seconds. `metadata` goes with every call, e.g.
+        `[("application", "ferret-router")]` for a router on a Ray Serve cluster that runs several apps.
         """
         limit = max_message_mb * 1024 * 1024
         options = [("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
@@ -242,7 +244,7 @@ class Client:
             self._channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(roots), options=options)
         else:
             self._channel = grpc.insecure_channel(address, options=options)
-        self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
+        self._metadata = ((("authorization", f"Bearer {api_key}"),) if api_key else ()) + tuple(metadata)
         self.timeout = timeout
         self._encoder = pb_grpc.EncoderServiceStub(self._channel)
         self._compress = compress_pb2_grpc.CompressServiceStub(self._channel)

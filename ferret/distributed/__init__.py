@@ -1,1 +1,2 @@
-"""Scale-out on Ray (optional extra `distributed`): distributed offline builds."""
+"""Scale-out on Ray (optional extra `distributed`): distributed offline builds (`build`) and the shard router
+on Ray Serve (`serve`)."""

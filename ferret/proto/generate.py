@@ -3,8 +3,11 @@
     python -m ferret.proto.generate            # rewrite the committed stubs next to the protos
     python -m ferret.proto.generate --out DIR  # write them under DIR instead (the staleness test)
 
-protoc names imports after the proto package (`from ferret.v1 import x_pb2`); the stubs live inside
-the `ferret.proto` package, so those imports are rewritten to `from ferret.proto.ferret.v1 import x_pb2`.
+protoc names modules after the proto include path (`ferret.v1.x_pb2`); the stubs live inside the
+`ferret.proto` package, so two things are rewritten to the importable name `ferret.proto.ferret.v1.x_pb2`:
+the imports between stubs (`from ferret.v1 import x_pb2`), and the module name the message classes are
+registered under (`BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ferret.v1.x_pb2', ...)`), which becomes
+their `__module__`: pickle finds a class by it, and Ray Serve's gRPC proxy pickles requests to replicas.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ API_DIR = PROTO_ROOT / "ferret" / "v1"
 GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
 
 _PROTOC_IMPORT = re.compile(r"^from ferret\.v1 import ", re.MULTILINE)
+_PROTOC_MODULE_NAME = re.compile(r"(BuildTopDescriptorsAndMessages\(DESCRIPTOR, ')ferret\.v1\.")
 
 
 def proto_files() -> list[Path]:
@@ -50,6 +54,7 @@ def generate(out_root: Path = PROTO_ROOT) -> list[Path]:
     for path in written:
         text = path.read_text()
         fixed = _PROTOC_IMPORT.sub("from ferret.proto.ferret.v1 import ", text)
+        fixed = _PROTOC_MODULE_NAME.sub(r"\1ferret.proto.ferret.v1.", fixed)
         if fixed != text:
             path.write_text(fixed)
     return written

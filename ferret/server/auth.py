@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterable
 
 import grpc
 
@@ -10,26 +11,36 @@ import grpc
 OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 
-class ApiKeyInterceptor(grpc.aio.ServerInterceptor):
+UNAUTHENTICATED_DETAILS = "missing or wrong API key: send metadata `authorization: Bearer <key>`"
+
+
+class ApiKey:
+    """The check of a call's `authorization: Bearer <key>` metadata (also used by hosts without interceptors,
+    such as the Ray Serve router deployment)."""
+
     def __init__(self, api_key: str):
         self._expected = f"Bearer {api_key}".encode()
 
-    def _authorized(self, metadata) -> bool:
+    def authorized(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> bool:
         for key, value in metadata or ():
             if key == "authorization":
                 given = value.encode() if isinstance(value, str) else value
                 return hmac.compare_digest(given, self._expected)
         return False
 
+
+class ApiKeyInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, api_key: str):
+        self._key = ApiKey(api_key)
+
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
         if (handler is None or handler_call_details.method.startswith(OPEN_PREFIXES)
-                or self._authorized(handler_call_details.invocation_metadata)):
+                or self._key.authorized(handler_call_details.invocation_metadata)):
             return handler
 
         async def deny(request, context):
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED,
-                                "missing or wrong API key: send metadata `authorization: Bearer <key>`")
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_DETAILS)
 
         # The refusal must have the same streaming shape as the method it replaces.
         factory = {

@@ -27,13 +27,19 @@ def status_of(exc: BaseException) -> grpc.StatusCode:
     return exc.code if isinstance(exc, FerretError) else grpc.StatusCode.INTERNAL
 
 
+def error_status(exc: FerretError) -> tuple[grpc.StatusCode, str, tuple[tuple[str, str], ...]]:
+    """The status code, message and trailing metadata (`retry-after`) that a FerretError maps to."""
+    metadata: tuple[tuple[str, str], ...] = ()
+    if isinstance(exc, ResourceExhausted) and exc.retry_after_s is not None:
+        metadata = (("retry-after", f"{exc.retry_after_s:.3f}"),)
+    return exc.code, str(exc), metadata
+
+
 async def abort_with(context: grpc.aio.ServicerContext, exc: Exception, method: str) -> None:
     """Abort the call with the status `exc` maps to (always raises)."""
     if isinstance(exc, FerretError):
-        metadata = ()
-        if isinstance(exc, ResourceExhausted) and exc.retry_after_s is not None:
-            metadata = (("retry-after", f"{exc.retry_after_s:.3f}"),)
-        await context.abort(exc.code, str(exc), trailing_metadata=metadata)
+        code, details, metadata = error_status(exc)
+        await context.abort(code, details, trailing_metadata=metadata)
     log.error("unexpected error in %s", method, exc_info=exc)
     await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}: {type(exc).__name__}: {exc}")
 
