@@ -7,10 +7,20 @@ encoding with the same code as the local build (`encode_documents`); each actor 
 the writer actor of its shard (`shard_of(id)`), which commits it with `Collection.upsert_encoded`, the
 local build's write path. Nothing is encoded or indexed by a second implementation.
 
-Failures: Ray restarts a dead encoder or writer actor and retries its call (`max_restarts`,
-`max_task_retries`); upserts replace by id, so a retried batch writes no duplicates. Resume: documents are
-durable in their shard once written; a rerun of an unfinished build asks each writer which ids it lacks and
-encodes only those. A finished build (manifest `complete`) is a no-op. Ray is imported only here: the
+Failures: Ray restarts a dead encoder or writer actor and retries its calls (`max_restarts`,
+`max_task_retries`): a restarted encoder reloads its models and encodes the batch again, a restarted
+writer reopens its shard, where every committed batch is durable; upserts replace by id, so a retried
+batch writes no duplicates. Resume: a rerun of an unfinished build asks each writer which ids it lacks and
+encodes only those. A finished build (manifest `complete`) is a no-op. The tests SIGKILL an encoder and a
+writer mid-build, and the driver of a build mid-build before rerunning it.
+
+A killed driver leaves nothing a rerun trips on: the manifest is replaced atomically, the stores are
+SQLite (a killed writer's transaction rolls back), and the GCS and raylet of the local Ray it started die
+with it (Ray's fate sharing). Its workers outlive it by a few seconds, though, and a writer of theirs
+may still commit a batch; so each writer holds an exclusive lock on its shard (`shard-NNN/writer.lock`,
+`flock`, dropped by the kernel when the process dies) and a rerun's writer waits for it. Without that, a
+write the new writer never saw would be missing from the index snapshot it publishes. A second build
+writing the same folder at the same time fails after `LOCK_WAIT_S`. Ray is imported only here: the
 single-machine build and server never need it.
 """
 
@@ -27,12 +37,17 @@ from typing import Any
 from ferret.encoders.registry import ModelConfig, ModelRegistry
 from ferret.errors import FailedPrecondition, InvalidArgument, NotFound
 from ferret.indexing.build import corpus_format, document_from_record, source_identity
-from ferret.indexing.collection import CollectionManager, encode_documents, field_indexes, resolve_schema
+from ferret.indexing.collection import Collection, CollectionManager, encode_documents, field_indexes, resolve_schema
+from ferret.indexing.locks import ProcessLock
 from ferret.indexing.schema import CollectionSchema
 from ferret.indexing.shards import ShardManifest, shard_directory, shard_of
 from ferret.indexing.store import Document
 
 RETRIES = 3
+WRITER_LOCK = "writer.lock"
+# The workers of a killed driver's local Ray exit within seconds of losing their raylet; a writer of
+# theirs still holding a shard delays a rerun's writer by that much, a live concurrent build fails it.
+LOCK_WAIT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -40,7 +55,7 @@ class ShardedBuildReport:
     collection: str
     shards: int
     documents: int  # live documents over all shards at the end
-    added: int  # documents encoded and written by this run
+    added: int  # documents this run added to the shards (live count after minus before)
     seconds: float
 
     @property
@@ -59,22 +74,39 @@ def _ray():
 
 
 class ShardWriter:
-    """Owns one shard's data directory (a Ray actor): creates the collection, commits encoded batches."""
+    """Owns one shard's data directory (a Ray actor): creates the collection, commits encoded batches.
 
-    def __init__(self, directory: str, name: str, schema: CollectionSchema):
-        self.name = name
+    It holds the shard's writer lock for its life: the in-memory indexes it snapshots at the end must have
+    seen every write to the store, so no other process may write the shard meanwhile (a second build into
+    the folder, or the writer of a killed build that is still exiting)."""
+
+    def __init__(self, directory: str, name: str, schema: CollectionSchema, lock_wait_s: float = LOCK_WAIT_S):
+        self.lock = ProcessLock(Path(directory) / WRITER_LOCK)
+        self.lock.acquire(lock_wait_s, f"the writer lock of shard {directory}")
+        try:
+            self.manager, self.collection = self._open(directory, name, schema)
+        except Exception:
+            self.lock.release()
+            raise
+
+    @staticmethod
+    def _open(directory: str, name: str, schema: CollectionSchema) -> tuple[CollectionManager, Collection]:
         # No encoders here: the vectors arrive encoded, and the schema carries the encoder identities
         # that `ferret serve` checks when it opens the shard with its models.
-        self.manager = CollectionManager(directory, ModelRegistry({}))
-        if name not in self.manager.list():
-            self.manager.store.create_collection(name, schema)
-            self.manager.close(snapshot=False)
-            self.manager = CollectionManager(directory, ModelRegistry({}))
-        elif self.manager.get(name).schema.to_json() != schema.to_json():
+        manager = CollectionManager(directory, ModelRegistry({}))
+        if name not in manager.list():
+            manager.store.create_collection(name, schema)
+            manager.close(snapshot=False)
+            manager = CollectionManager(directory, ModelRegistry({}))
+        elif manager.get(name).schema.to_json() != schema.to_json():
+            manager.close(snapshot=False)
             raise FailedPrecondition(
                 f"shard {directory} holds collection {name!r} with another schema; remove the folder"
             )
-        self.collection = self.manager.get(name)
+        return manager, manager.get(name)
+
+    def count(self) -> int:
+        return self.collection.count()
 
     def missing(self, ids: Sequence[str]) -> list[str]:
         present = {d.id for d in self.collection.get(ids)}
@@ -88,6 +120,7 @@ class ShardWriter:
         """Publish the shard's snapshot (fast opens) and close it; returns its document count."""
         count = self.collection.count()
         self.manager.close(snapshot=True)
+        self.lock.release()
         return count
 
 
@@ -214,8 +247,15 @@ def build_sharded_collection(
     resolved = ray.get(
         ray.remote(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker)(_resolve).remote(schema, list(models))
     )
+    for directory in manifest.directories(root):
+        # Wait here too, where a held lock is a FailedPrecondition for the caller, not an actor's death
+        # inside Ray; the writers still take the lock for their whole life.
+        lock = ProcessLock(directory / WRITER_LOCK)
+        lock.acquire(LOCK_WAIT_S, f"the writer lock of shard {directory}")
+        lock.release()
     writer_class = ray.remote(num_cpus=0, max_restarts=RETRIES, max_task_retries=RETRIES)(ShardWriter)
     writers = [writer_class.remote(str(d), name, resolved) for d in manifest.directories(root)]
+    before = sum(ray.get([w.count.remote() for w in writers]))
     dataset = _read(ray, corpus_path).map_batches(
         EncodeWorker,
         fn_constructor_kwargs={
@@ -233,13 +273,15 @@ def build_sharded_collection(
         max_restarts=RETRIES,
         max_task_retries=RETRIES,
     )
-    added = sum(int(row["written"]) for row in dataset.iter_rows())
+    for _ in dataset.iter_batches(batch_size=None):
+        pass  # the encoders write as they go; their output is only the pipeline's progress
     documents = sum(ray.get([w.finish.remote() for w in writers]))
     for writer in writers:
         ray.kill(writer)
     manifest.complete = True
     manifest.save(root)
-    return ShardedBuildReport(name, shards, documents, added, time.perf_counter() - started)
+    # Counted, not summed from batches: a batch that Ray retried after a kill was written twice (by id).
+    return ShardedBuildReport(name, shards, documents, documents - before, time.perf_counter() - started)
 
 
 def _resolve(schema: CollectionSchema, models: list[ModelConfig]) -> CollectionSchema:
