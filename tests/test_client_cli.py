@@ -3,13 +3,13 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import free_port
 
 from ferret.cli import main
 from ferret.client import Client
@@ -37,12 +37,6 @@ def test_embed_reports_server_errors(ferret_server, capsys):
     assert "NOT_FOUND: unknown model 'nope'" in capsys.readouterr().err
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _serve(*args: str, config: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
     return subprocess.Popen([sys.executable, "-m", "ferret.cli", "serve", "--config", config, *args],
@@ -54,7 +48,7 @@ def test_serve_process_serves_and_stops_gracefully_on_sigterm(tmp_path):
     config.write_text(
         f'[server]\nlog_level = "INFO"\ndata_dir = "{tmp_path / "data"}"\n\n[models.bm25]\nfamily = "bm25"\n'
     )
-    port = _free_port()
+    port = free_port()
     proc = _serve("--port", str(port), config=str(config))
     try:
         with Client(f"127.0.0.1:{port}") as client:
@@ -76,6 +70,6 @@ def test_serve_process_serves_and_stops_gracefully_on_sigterm(tmp_path):
 def test_serve_refuses_a_bad_config(tmp_path, toml, code, message):
     config = tmp_path / "bad.toml"
     config.write_text(toml)
-    proc = _serve("--port", str(_free_port()), config=str(config))
+    proc = _serve("--port", str(free_port()), config=str(config))
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code and message in err

@@ -3,7 +3,6 @@
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import grpc
 import numpy as np
+from conftest import free_port
 
 from ferret.client import Client
 from ferret.indexing.fields import SubSearch
@@ -21,12 +21,6 @@ SCHEMA = {
     "sparse": [{"name": "s", "encoder": "precomputed"}, {"name": "text", "encoder": "bm25"}],
 }
 KILLS = 10
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def vector(i: int) -> np.ndarray:
@@ -59,7 +53,7 @@ def test_acknowledged_upserts_survive_server_sigkill(tmp_path):
     acknowledged: set[str] = set()
     next_id = 0
     for kill in range(KILLS):
-        port = _free_port()
+        port = free_port()
         proc = serve(config, port)
         with Client(f"127.0.0.1:{port}", timeout=30) as client:
             client.wait_ready(timeout=120)
@@ -80,7 +74,7 @@ def test_acknowledged_upserts_survive_server_sigkill(tmp_path):
         assert proc.returncode == -signal.SIGKILL
     assert len(acknowledged) >= 20
 
-    port = _free_port()
+    port = free_port()
     proc = serve(config, port)
     try:
         with Client(f"127.0.0.1:{port}", timeout=30) as client:
