@@ -38,6 +38,7 @@ def serve_command(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from ferret.encoders.base import ModelLoadError
+    from ferret.errors import FerretError
     from ferret.server.app import SERVICE_MODULES, serve
     from ferret.server.config import ConfigError, load_config
     from ferret.server.logs import configure_logging
@@ -61,7 +62,7 @@ def serve_command(args: argparse.Namespace) -> int:
     configure_logging(config.server.log_level, config.server.json_logs)
     try:
         asyncio.run(serve(config, modules))
-    except (ConfigError, ModelLoadError) as exc:
+    except (ConfigError, ModelLoadError, FerretError) as exc:  # FerretError: e.g. the data directory is in use
         print(f"ferret serve: {exc}", file=sys.stderr)
         return 1
     return 0

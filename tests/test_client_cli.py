@@ -55,6 +55,13 @@ def test_serve_process_serves_and_stops_gracefully_on_sigterm(tmp_path):
             client.wait_ready(timeout=60)
             result = client.embed_sparse(["running cats"], return_tokens=True)
             assert result.model == "bm25" and result.tokens == [["run", "cat"]]
+        # A second server on the same data directory would serve (and snapshot) indexes missing the
+        # first one's writes: it is refused, naming the holder.
+        second = _serve("--port", str(free_port()), config=str(config))
+        _, second_err = second.communicate(timeout=120)
+        assert second.returncode == 1 and "Traceback" not in second_err, second_err
+        assert f"ferret serve: data directory {tmp_path / 'data'} is held by another process (pid {proc.pid} on " \
+            in second_err
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)

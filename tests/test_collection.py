@@ -364,3 +364,11 @@ def test_hybrid_bm25_sparse_dense_survives_restart(tmp_path, minilm_registry):
     docs.delete(["heart"])
     assert "heart" not in ids(docs.query(Query([SubSearch("bm25", text="heart attack")], limit=8)))
     m.close(snapshot=False)
+
+
+def test_one_process_opens_a_data_directory_at_a_time(tmp_path):
+    first = CollectionManager(tmp_path, ModelRegistry({}))
+    with pytest.raises(FailedPrecondition, match=rf"data directory {tmp_path} is held by another process \(pid "):
+        CollectionManager(tmp_path, ModelRegistry({}), lock_wait_s=0.2)
+    first.close()
+    CollectionManager(tmp_path, ModelRegistry({}), lock_wait_s=0).close()  # close() released it

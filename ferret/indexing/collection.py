@@ -37,7 +37,7 @@ from ferret.indexing.fields import (
 )
 from ferret.indexing.filters import Filter, parse_filter
 from ferret.indexing.fusion import RRF, Fusion, SourceHits, SourceScore, check_weights, fuse
-from ferret.indexing.locks import ReadWriteLock
+from ferret.indexing.locks import ProcessLock, ReadWriteLock
 from ferret.indexing.schema import COMPRESSED_FIELD, PRECOMPUTED, CollectionSchema, DenseField
 from ferret.indexing.snapshot import Manifest, load_snapshot, publish_snapshot, remove_snapshots
 from ferret.indexing.store import Document, DocumentStore, StoredDocument, WriteResult
@@ -415,16 +415,31 @@ def resolve_schema(schema: CollectionSchema, registry: ModelRegistry) -> Collect
     return CollectionSchema(dense=tuple(dense), sparse=schema.sparse, compression=compression, encoders=encoders)
 
 
+# Held (flock) by the one process that has a data directory open; the kernel drops it when that process dies.
+DATA_DIR_LOCK = "ferret.lock"
+
+
 class CollectionManager:
     """All collections of a data directory: create, drop, list, open by name or alias.
 
     Layout: `<data_dir>/ferret.db` (the store) and `<data_dir>/indexes/<collection>/` (snapshots).
     A collection whose snapshot fails its checksum is kept out of service: every access raises that
-    DataLoss until `rebuild(name)` restores it from the store."""
+    DataLoss until `rebuild(name)` restores it from the store. One process at a time opens a data directory
+    (`DATA_DIR_LOCK`); another waits `lock_wait_s`, then gets FailedPrecondition naming the holder."""
 
-    def __init__(self, data_dir: str | Path, registry: ModelRegistry, max_workers: int = 4):
+    def __init__(
+        self, data_dir: str | Path, registry: ModelRegistry, max_workers: int = 4, lock_wait_s: float = 5.0
+    ):
         self.data_dir = Path(data_dir)
-        self.store = DocumentStore(self.data_dir / "ferret.db")
+        # One process at a time: each keeps in-memory indexes of the store and publishes snapshots of them,
+        # so a second writer's documents would be missing from the first one's indexes and snapshots.
+        self._process_lock = ProcessLock(self.data_dir / DATA_DIR_LOCK)
+        self._process_lock.acquire(lock_wait_s, f"data directory {self.data_dir}")
+        try:
+            self.store = DocumentStore(self.data_dir / "ferret.db")
+        except BaseException:
+            self._process_lock.release()
+            raise
         self.registry = registry
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="ferret-search")
         self._lock = threading.Lock()
@@ -514,6 +529,7 @@ class CollectionManager:
             self.snapshot_all()
         self._executor.shutdown(wait=True)
         self.store.close()
+        self._process_lock.release()
 
 
 # SubSearch lives with the field indexes; it is part of this module's query API too.
