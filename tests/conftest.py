@@ -60,6 +60,22 @@ def shard_servers(root, count: int = 300, shards: int = 2, seed: int = 3):
         whole.close(snapshot=False)
 
 
+def start_local_ray(attempts: int = 3):
+    """`ray.init` of a small local cluster (2 CPUs, 100 MB object store) for a test module, tried again when
+    its node does not come up: on a loaded 2-core machine Ray's fixed 30 s wait for its raylet to register
+    is sometimes missed ("The current node timed out during startup")."""
+    import ray
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                            object_store_memory=100 * 1024 * 1024)
+        except Exception as exc:
+            ray.shutdown()
+            if attempt == attempts or "timed out during startup" not in str(exc):
+                raise
+
+
 @pytest.fixture(scope="session")
 def minilm_registry():
     """A ModelRegistry with the real all-MiniLM-L6-v2 and BM25, loaded once per test session."""

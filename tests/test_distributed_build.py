@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require_dataset
+from conftest import require_dataset, start_local_ray
 
 import ferret
 from ferret.encoders.registry import DEFAULT_MODELS, ModelRegistry
@@ -49,7 +49,7 @@ DRIVER_KILL_AFTER = 4
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=100 * 1024 * 1024)
+    start_local_ray()
     yield
     ray.shutdown()
 

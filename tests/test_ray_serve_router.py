@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import grpc
 import numpy as np
 import pytest
-from conftest import free_port, shard_servers
+from conftest import free_port, shard_servers, start_local_ray
 from test_shards import BM25_QUERIES, assert_client_answers_like, assert_same_hits, bm25_queries
 
 from ferret import cli
@@ -31,7 +31,7 @@ def deployed(tmp_path_factory):
     ray = pytest.importorskip("ray")  # here, not at import: the config and CLI tests below run without Ray
     serve = pytest.importorskip("ray.serve")
     with shard_servers(tmp_path_factory.mktemp("rayserve")) as (whole, processes, addresses):
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=100 * 1024 * 1024)
+        start_local_ray()
         try:
             port, http_port = free_port(), free_port()
             deployment = deploy_router(parse_config({
