@@ -24,12 +24,12 @@ import ferret
 from ferret.encoders.registry import DEFAULT_MODELS, ModelRegistry
 from ferret.errors import FailedPrecondition, InvalidArgument
 from ferret.indexing.build import build_collection
-from ferret.indexing.collection import CollectionManager, Query, SubSearch
+from ferret.indexing.collection import DATA_DIR_LOCK, CollectionManager, Query, SubSearch
 from ferret.indexing.locks import ProcessLock
 from ferret.indexing.shards import ShardedSearch, ShardManifest, open_local_shards
 
 ray = pytest.importorskip("ray")
-from ferret.distributed.build import WRITER_LOCK, ShardWriter, build_sharded_collection  # noqa: E402
+from ferret.distributed.build import ShardWriter, build_sharded_collection  # noqa: E402
 
 SCHEMA = {
     "dense": [{"name": "emb", "encoder": "all-MiniLM-L6-v2"}],
@@ -305,9 +305,9 @@ def test_a_killed_build_resumes_with_only_the_missing_documents(builds, corpus, 
         child.send_signal(signal.SIGKILL)
         child.wait()
         # Its Ray workers outlive it for a moment; count once they are gone (a rerun's writers wait for
-        # them the same way, on each shard's writer lock).
+        # them the same way, on each shard's data-directory lock).
         for directory in ShardManifest.load(root).directories(root):
-            lock = ProcessLock(directory / WRITER_LOCK)
+            lock = ProcessLock(directory / DATA_DIR_LOCK)
             lock.acquire(60, f"shard {directory}")
             lock.release()
         durable = len(stored_ids(root))
@@ -343,7 +343,7 @@ def test_a_shard_has_one_writer_at_a_time(ray_cluster, corpus, tmp_path, monkeyp
     schema = CollectionSchema.from_dict({"dense": [{"name": "v", "encoder": "precomputed", "dim": 2}]})
     directory = tmp_path / "shard-000"
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, str(directory / WRITER_LOCK)], stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-c", HOLD_LOCK, str(directory / DATA_DIR_LOCK)], stdout=subprocess.PIPE, text=True,
         env=child_env(),
     )
     try:

@@ -17,8 +17,9 @@ writer mid-build, and the driver of a build mid-build before rerunning it.
 A killed driver leaves nothing a rerun trips on: the manifest is replaced atomically, the stores are
 SQLite (a killed writer's transaction rolls back), and the GCS and raylet of the local Ray it started die
 with it (Ray's fate sharing). Its workers outlive it by a few seconds, though, and a writer of theirs
-may still commit a batch; so each writer holds an exclusive lock on its shard (`shard-NNN/writer.lock`,
-`flock`, dropped by the kernel when the process dies) and a rerun's writer waits for it. Without that, a
+may still commit a batch; so a rerun's writer waits for the shard's data-directory lock, which every
+`CollectionManager` holds while open (`shard-NNN/ferret.lock`, `flock`, dropped by the kernel when the
+process dies). Without that, a
 write the new writer never saw would be missing from the index snapshot it publishes. A second build
 writing the same folder at the same time fails after `LOCK_WAIT_S`. Ray is imported only here: the
 single-machine build and server never need it.
@@ -37,14 +38,20 @@ from typing import Any
 from ferret.encoders.registry import ModelConfig, ModelRegistry
 from ferret.errors import FailedPrecondition, InvalidArgument, NotFound
 from ferret.indexing.build import corpus_format, document_from_record, source_identity
-from ferret.indexing.collection import Collection, CollectionManager, encode_documents, field_indexes, resolve_schema
+from ferret.indexing.collection import (
+    DATA_DIR_LOCK,
+    Collection,
+    CollectionManager,
+    encode_documents,
+    field_indexes,
+    resolve_schema,
+)
 from ferret.indexing.locks import ProcessLock
 from ferret.indexing.schema import CollectionSchema
 from ferret.indexing.shards import ShardManifest, shard_directory, shard_of
 from ferret.indexing.store import Document
 
 RETRIES = 3
-WRITER_LOCK = "writer.lock"
 # The workers of a killed driver's local Ray exit within seconds of losing their raylet; a writer of
 # theirs still holding a shard delays a rerun's writer by that much, a live concurrent build fails it.
 LOCK_WAIT_S = 60.0
@@ -76,28 +83,27 @@ def _ray():
 class ShardWriter:
     """Owns one shard's data directory (a Ray actor): creates the collection, commits encoded batches.
 
-    It holds the shard's writer lock for its life: the in-memory indexes it snapshots at the end must have
-    seen every write to the store, so no other process may write the shard meanwhile (a second build into
-    the folder, or the writer of a killed build that is still exiting)."""
+    Its CollectionManager holds the shard's data-directory lock for the writer's life: the in-memory indexes
+    it snapshots at the end must have seen every write to the store, so no other process may write the
+    shard meanwhile (a second build into the folder, or the writer of a killed build that is still exiting).
+    It waits `lock_wait_s` for the lock."""
 
     def __init__(self, directory: str, name: str, schema: CollectionSchema, lock_wait_s: float = LOCK_WAIT_S):
-        self.lock = ProcessLock(Path(directory) / WRITER_LOCK)
-        self.lock.acquire(lock_wait_s, f"the writer lock of shard {directory}")
-        try:
-            self.manager, self.collection = self._open(directory, name, schema)
-        except Exception:
-            self.lock.release()
-            raise
+        self.manager, self.collection = self._open(directory, name, schema, lock_wait_s)
 
     @staticmethod
-    def _open(directory: str, name: str, schema: CollectionSchema) -> tuple[CollectionManager, Collection]:
+    def _open(
+        directory: str, name: str, schema: CollectionSchema, lock_wait_s: float
+    ) -> tuple[CollectionManager, Collection]:
         # No encoders here: the vectors arrive encoded, and the schema carries the encoder identities
         # that `ferret serve` checks when it opens the shard with its models.
-        manager = CollectionManager(directory, ModelRegistry({}))
+        manager = CollectionManager(directory, ModelRegistry({}), lock_wait_s=lock_wait_s)
         if name not in manager.list():
             manager.store.create_collection(name, schema)
+            # Reopened to load it; whatever another process writes between close and reopen is replayed
+            # from the store into the reopened indexes, so the moment without the lock loses nothing.
             manager.close(snapshot=False)
-            manager = CollectionManager(directory, ModelRegistry({}))
+            manager = CollectionManager(directory, ModelRegistry({}), lock_wait_s=lock_wait_s)
         elif manager.get(name).schema.to_json() != schema.to_json():
             manager.close(snapshot=False)
             raise FailedPrecondition(
@@ -120,7 +126,6 @@ class ShardWriter:
         """Publish the shard's snapshot (fast opens) and close it; returns its document count."""
         count = self.collection.count()
         self.manager.close(snapshot=True)
-        self.lock.release()
         return count
 
 
@@ -249,9 +254,9 @@ def build_sharded_collection(
     )
     for directory in manifest.directories(root):
         # Wait here too, where a held lock is a FailedPrecondition for the caller, not an actor's death
-        # inside Ray; the writers still take the lock for their whole life.
-        lock = ProcessLock(directory / WRITER_LOCK)
-        lock.acquire(LOCK_WAIT_S, f"the writer lock of shard {directory}")
+        # inside Ray; the writers' CollectionManagers hold the lock for their whole life.
+        lock = ProcessLock(directory / DATA_DIR_LOCK)
+        lock.acquire(LOCK_WAIT_S, f"data directory {directory}")
         lock.release()
     writer_class = ray.remote(num_cpus=0, max_restarts=RETRIES, max_task_retries=RETRIES)(ShardWriter)
     writers = [writer_class.remote(str(d), name, resolved) for d in manifest.directories(root)]

@@ -1,5 +1,5 @@
 """Locks: a reader-writer lock (many concurrent searches, one writer at a time, writers not starved) and
-an exclusive lock between processes on a file (one writer process per shard of a distributed build)."""
+an exclusive lock between processes on a file (one process per data directory)."""
 
 from __future__ import annotations
 
