@@ -44,7 +44,7 @@ from ferret.errors import FailedPrecondition, FerretError
 from ferret.proto.ferret.v1 import collections_pb2 as pb
 from ferret.proto.ferret.v1 import collections_pb2_grpc as pb_grpc
 from ferret.server.auth import UNAUTHENTICATED_DETAILS, ApiKey
-from ferret.server.config import ConfigError, FerretConfig
+from ferret.server.config import ConfigError, FerretConfig, check_keys
 from ferret.server.errors import error_status
 from ferret.server.router_service import Router, RouterSettings, router_settings
 
@@ -104,10 +104,7 @@ def _checked(table: Mapping[str, Any], key: str, kind: type, low: float, high: f
 def ray_serve_settings(raw: Mapping[str, Any]) -> RayServeSettings:
     """The [ray_serve] table of a parsed config, validated (defaults when there is none)."""
     table = raw.get("ray_serve", {})
-    known = {f.name for f in fields(RayServeSettings)}
-    unknown = set(table) - known
-    if unknown:
-        raise ConfigError(f"[ray_serve]: unknown keys {sorted(unknown)}; known keys: {', '.join(sorted(known))}")
+    check_keys(table, (f.name for f in fields(RayServeSettings)), "ray_serve")
     app_name = table.get("app_name", RayServeSettings.app_name)
     if not isinstance(app_name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", app_name):
         raise ConfigError(f"[ray_serve]: app_name must be letters, digits, '_', '.' or '-', not {app_name!r}")

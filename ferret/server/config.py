@@ -27,7 +27,7 @@ The environment variable FERRET_API_KEY, when set, overrides `api_key`.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -75,11 +75,16 @@ class FerretConfig:
     raw: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _section(cls: type, table: Mapping[str, Any], name: str):
-    known = {f.name: f for f in fields(cls)}
-    unknown = set(table) - set(known)
+def check_keys(table: Mapping[str, Any], known: Iterable[str], name: str) -> None:
+    """ConfigError naming the keys of table [name] that are not `known`, and the known ones."""
+    known = set(known)
+    unknown = set(table) - known
     if unknown:
         raise ConfigError(f"[{name}]: unknown keys {sorted(unknown)}; known keys: {', '.join(sorted(known))}")
+
+
+def _section(cls: type, table: Mapping[str, Any], name: str):
+    check_keys(table, (f.name for f in fields(cls)), name)
     return cls(**table)
 
 

@@ -49,7 +49,7 @@ from ferret.server.collections_service import (
     query_from_proto,
     query_response,
 )
-from ferret.server.config import ConfigError
+from ferret.server.config import ConfigError, check_keys
 from ferret.server.errors import rpc
 from ferret.server.state import ServerState
 
@@ -75,9 +75,7 @@ def router_settings(raw: Mapping[str, Any]) -> RouterSettings | None:
     table = raw.get("router")
     if table is None:
         return None
-    unknown = set(table) - {"shards", "timeout_s", "api_key"}
-    if unknown:
-        raise ConfigError(f"[router]: unknown keys {sorted(unknown)}; known keys: api_key, shards, timeout_s")
+    check_keys(table, ("shards", "timeout_s", "api_key"), "router")
     shards = table.get("shards")
     if not isinstance(shards, list) or not shards or not all(isinstance(s, str) and s for s in shards):
         raise ConfigError('[router]: shards must be a non-empty list of "host:port" addresses')
